@@ -1,0 +1,108 @@
+"""Engine ``hw``: trap-and-emulate, as KVM runs a guest with VT-x and nested paging.
+
+The guest owns the unicorn CPU and runs unmodified, its privileged state
+included. The monitor sees only exits: port I/O and CPUID (instruction hooks),
+``hlt`` (emu_start returns), exceptions (the interrupt hook), accesses outside
+guest RAM. There is never a per-instruction hook of dbt's own.
+
+Counting (DESIGN §3): in the ``exact`` clock, ``emu_start(count=budget)`` makes
+unicorn count instructions in C; the monitor reads that counter after each
+exit. In the ``free`` clock nothing is counted and the budget becomes a time
+limit. Known gap: unicorn 2.1.4 cannot hook ``rdtsc``, so under ``hw`` it reads
+the host-derived TSC, not virtual time.
+"""
+
+from __future__ import annotations
+
+from unicorn import UcError
+from unicorn import unicorn_const as C
+from unicorn import x86_const as U
+
+from dbt.engines import register
+from dbt.engines.faults import FaultWatch
+from dbt.monitor import handlers
+from dbt.monitor.exits import Reason, RunResult
+from dbt.monitor.monitor import Monitor
+from dbt.monitor.vcpu import VCpu
+
+FREE_CLOCK_MIPS = 20  # budget -> time limit in the free clock
+
+
+@register
+class Hw:
+    name = "hw"
+    exec_ram = True
+
+    def __init__(self, mon: Monitor):
+        self.mon = mon
+        self.watch = FaultWatch(mon)
+        self.exits: dict[str, int] = {}
+        self.stop_count = 0
+        uc = mon.uc
+        uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
+        uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
+        uc.hook_add(C.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, U.UC_X86_INS_CPUID)
+
+    def _exit(self, kind: str) -> None:
+        self.exits[kind] = self.exits.get(kind, 0) + 1
+
+    def _on_in(self, uc, port: int, size: int, _ud) -> int:
+        self._exit("io")
+        return self.mon.io_in(port, size)
+
+    def _on_out(self, uc, port: int, size: int, value: int, _ud) -> None:
+        self._exit("io")
+        self.mon.io_out(port, size, value)
+        if self.mon.stopped:
+            # the counter includes this out; read it now, as unicorn may count the
+            # next instruction's start before the stop takes effect
+            self.stop_count = self.mon.machine.executed_count()
+            uc.emu_stop()
+
+    def _on_cpuid(self, uc, _ud) -> bool:
+        self._exit("cpuid")
+        handlers.cpuid(self.mon, None)
+        return True  # skip unicorn's own CPUID
+
+    def run(self) -> RunResult:
+        mon, machine, watch = self.mon, self.mon.machine, self.watch
+        exact = mon.config.clock == "exact"
+        budget = mon.config.max_insns
+        while not mon.stopped:
+            remaining = budget - mon.icount
+            if remaining <= 0:
+                mon.stop(Reason.BUDGET)
+                break
+            pc = machine.pc
+            watch.reset()
+            err = None
+            try:
+                if exact:
+                    mon.uc.emu_start(pc, 0, count=remaining)
+                else:
+                    mon.uc.emu_start(pc, 0, timeout=int(budget / FREE_CLOCK_MIPS))
+            except UcError as e:
+                err = e
+            hooks_fired = machine.executed_count() if exact else 0
+            if err is not None or watch.vector is not None:
+                self._exit("exception")
+                seen = watch.hooks_fired if (watch.vector is not None
+                                             or watch.bad_address is not None) else hooks_fired
+                mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
+                watch.report(machine.pc, err)
+            elif mon.stopped:  # an I/O exit ended the run; the out instruction retired
+                mon.icount += self.stop_count
+            elif exact and hooks_fired > remaining:
+                mon.icount += remaining
+                mon.stop(Reason.BUDGET)
+            elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
+                self._exit("hlt")
+                mon.icount += hooks_fired
+                mon.stop(Reason.HALT)
+            elif not exact:
+                mon.stop(Reason.BUDGET)  # the time limit ran out
+            else:
+                mon.icount += hooks_fired  # stopped for another reason: go on
+        eflags = mon.uc.reg_read(U.UC_X86_REG_EFLAGS)
+        return mon.result(VCpu.from_unicorn(machine), eflags, mon.icount if exact else None,
+                          {"exits": dict(self.exits)})

@@ -1,0 +1,91 @@
+"""Engine ``interp``: decode-and-dispatch, as QEMU-style pure emulation does.
+
+The monitor fetches and decodes every guest instruction itself. Innocuous ones
+and near branches run one at a time on unicorn (``emu_start(count=1)``);
+privileged and sensitive ones never reach the CPU: the monitor's handlers
+emulate them on the virtual CPU. Every dispatch retires one instruction, so
+the count is exact (a ``rep`` string instruction counts once per iteration,
+and once when its count is zero, as unicorn's counter does).
+"""
+
+from __future__ import annotations
+
+from unicorn import UcError
+
+from dbt.engines import register
+from dbt.engines.faults import FaultWatch, no_idt
+from dbt.isa import Action
+from dbt.monitor.exits import Reason, RunResult
+from dbt.monitor.handlers import handler_for
+from dbt.monitor.monitor import GuestException, Monitor
+from dbt.scanner.decoder import MAX_INSN_LEN
+
+_NATIVE = (Action.IDENT, Action.BRANCH)
+
+
+@register
+class Interp:
+    name = "interp"
+    exec_ram = True
+
+    def __init__(self, mon: Monitor):
+        self.mon = mon
+        self.watch = FaultWatch(mon)
+
+    def run(self) -> RunResult:
+        mon, machine, decoder = self.mon, self.mon.machine, self.mon.decoder
+        budget = mon.config.max_insns
+        while not mon.stopped:
+            if mon.icount >= budget:
+                mon.stop(Reason.BUDGET)
+                break
+            pc = machine.pc
+            window = machine.fetch(pc, MAX_INSN_LEN)
+            insn = decoder.decode(pc, window)
+            if insn is None:
+                self._undecodable(pc, window)
+            elif insn.rule.action in _NATIVE:
+                self._execute(pc)
+            else:
+                self._emulate(pc, window)
+        return mon.result(mon.vcpu, mon.guest_eflags(), mon.icount, {"dispatches": mon.icount})
+
+    def _execute(self, pc: int) -> None:
+        """Run one innocuous instruction on the CPU."""
+        watch, mon = self.watch, self.mon
+        watch.reset()
+        err = None
+        try:
+            mon.uc.emu_start(pc, 0, count=1)
+        except UcError as e:
+            err = e
+        if err is not None or watch.vector is not None:
+            if watch.last_insn_retired(err):
+                mon.icount += 1
+            watch.report(pc, err)
+            return
+        mon.icount += 1
+
+    def _emulate(self, pc: int, window: bytes) -> None:
+        """Hand a sensitive instruction to the monitor's handler."""
+        mon = self.mon
+        insn = mon.decoder.decode(pc, window, detail=True)
+        mon.count("emulated")
+        try:
+            next_pc = handler_for(insn)(mon, insn)
+        except GuestException as e:
+            if e.trap:
+                mon.icount += 1
+            detail = no_idt(e.vector) if e.trap else e.detail
+            mon.fault(e.vector, insn.next if e.trap else pc, detail, e.error_code, e.address)
+            return
+        mon.icount += 1
+        mon.machine.pc = insn.next if next_pc is None else next_pc
+
+    def _undecodable(self, pc: int, window: bytes) -> None:
+        if len(window) < MAX_INSN_LEN and self.mon.machine.fetch(pc, 1):
+            self.mon.fault(14, pc, "instruction runs past the end of guest RAM")
+        elif not window:
+            self.mon.fault(14, pc, "instruction fetch from unmapped memory", address=pc)
+        else:
+            self.mon.fault(6, pc, f"undecodable bytes {window[:4].hex(' ')}")

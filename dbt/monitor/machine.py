@@ -1,0 +1,168 @@
+"""The physical machine: a unicorn CPU with guest RAM, the monitor's memory and a defined start state.
+
+Physical address map (identical for every engine, so guests see the same machine):
+
+    0x0000_0000 .. ram_size        guest RAM (default 64 MiB)
+    MONITOR_BASE .. + MONITOR_SIZE  the monitor's memory: 64-bit boot page tables,
+                                    and (engine bt) the code cache and its tables
+
+Start state (DESIGN §4, what a Multiboot loader hands over): flat segments with
+null selectors and empty GDTR/IDTR (a loader promises no GDT), CPL 0, IF=0,
+EFLAGS=0x2, CR0 = PE|MP|ET, CR4 = OSFXSR|OSXMMEXCPT (SSE usable), ESP/RSP at the
+top of guest RAM. 64-bit adds a real long mode (unicorn's own 64-bit start state
+has paging off, which no CPU can be in): CR4.PAE, EFER.LME|LMA, CR0.PG and CR3
+pointing at identity page tables (2 MiB pages) that map exactly guest RAM; they
+live in monitor memory, so the guest cannot see or change them unless it loads a
+CR3 of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from unicorn import UC_ARCH_X86, UC_CTL_TLB_FLUSH, UC_MODE_32, UC_MODE_64, UC_PROT_ALL, UC_PROT_READ, UC_PROT_WRITE, Uc
+from unicorn import x86_const as U
+
+from dbt.errors import EngineError
+
+PAGE = 4096
+MONITOR_BASE = 0xF000_0000
+MONITOR_SIZE = 0x0100_0000
+MAX_RAM = MONITOR_BASE
+
+CR0_PE, CR0_MP, CR0_ET, CR0_TS, CR0_WP, CR0_PG = 1, 2, 0x10, 8, 1 << 16, 1 << 31
+CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+EFER_MSR = 0xC0000080
+EFER_LME, EFER_LMA = 1 << 8, 1 << 10
+
+START_CR0 = CR0_PE | CR0_MP | CR0_ET
+START_CR4 = CR4_OSFXSR | CR4_OSXMMEXCPT
+START_EFLAGS = 0x2
+PT_BASE = MONITOR_BASE  # 64-bit boot page tables: PML4, PDPT, then one PD per GiB
+
+
+def _reg(name: str) -> int:
+    return getattr(U, "UC_X86_REG_" + name.upper())
+
+
+_REG_CACHE: dict[str, int] = {}
+
+
+def reg_id(name: str) -> int:
+    """Unicorn register id for a capstone register name ("eax", "r8d", "sil", "cr3"...)."""
+    rid = _REG_CACHE.get(name)
+    if rid is None:
+        rid = _REG_CACHE[name] = _reg(name)
+    return rid
+
+
+class Machine:
+    """A unicorn CPU in 32- or 64-bit mode with guest RAM mapped at physical 0."""
+
+    def __init__(self, bits: int, ram_size: int, exec_ram: bool = True):
+        if ram_size <= 0 or ram_size % PAGE or ram_size > MAX_RAM:
+            raise EngineError(f"guest RAM size {ram_size:#x} must be a positive multiple of 4 KiB "
+                              f"up to {MAX_RAM // 2**20} MiB")
+        self.bits = bits
+        self.ram_size = ram_size
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64 if bits == 64 else UC_MODE_32)
+        self.pc_reg = U.UC_X86_REG_RIP if bits == 64 else U.UC_X86_REG_EIP
+        self.sp_reg = U.UC_X86_REG_RSP if bits == 64 else U.UC_X86_REG_ESP
+        self.uc.mem_map(0, ram_size, UC_PROT_ALL if exec_ram else UC_PROT_READ | UC_PROT_WRITE)
+        self.uc.mem_map(MONITOR_BASE, MONITOR_SIZE, UC_PROT_ALL)
+        # DESIGN §5 trap 5: never let `until` be translated through guest page tables.
+        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_set_exits([])
+        self._uch = ctypes.cast(self.uc._uch, ctypes.c_void_p).value
+        self.counter_offset = find_counter_offset()
+        self.reset()
+
+    # --- start state --------------------------------------------------------------------
+    def reset(self) -> None:
+        uc = self.uc
+        if self.bits == 64:
+            self._build_identity_tables()
+            uc.reg_write(U.UC_X86_REG_CR3, PT_BASE)
+            uc.reg_write(U.UC_X86_REG_CR4, START_CR4 | CR4_PAE)
+            uc.reg_write(U.UC_X86_REG_MSR, (EFER_MSR, EFER_LME | EFER_LMA))
+            uc.reg_write(U.UC_X86_REG_CR0, START_CR0 | CR0_PG)
+        else:
+            uc.reg_write(U.UC_X86_REG_CR4, START_CR4)
+            uc.reg_write(U.UC_X86_REG_CR0, START_CR0)
+        uc.reg_write(U.UC_X86_REG_EFLAGS, START_EFLAGS)
+        uc.reg_write(self.sp_reg, self.ram_size)
+
+    def _build_identity_tables(self) -> None:
+        gib = (self.ram_size + (1 << 30) - 1) >> 30
+        pml4 = struct.pack("<Q", (PT_BASE + PAGE) | 3)
+        pdpt = b"".join(struct.pack("<Q", (PT_BASE + (2 + i) * PAGE) | 3) for i in range(gib))
+        pds = bytearray()
+        for addr in range(0, self.ram_size, 2 << 20):
+            pds += struct.pack("<Q", addr | 0x83)  # present, writable, 2 MiB page
+        self.uc.mem_write(PT_BASE, pml4)
+        self.uc.mem_write(PT_BASE + PAGE, pdpt)
+        self.uc.mem_write(PT_BASE + 2 * PAGE, bytes(pds))
+
+    # --- memory ---------------------------------------------------------------------------
+    def load(self, segments) -> None:
+        for seg in segments:
+            self.uc.mem_write(seg.addr, seg.data + bytes(seg.memsz - len(seg.data)))
+
+    def fetch(self, addr: int, n: int) -> bytes:
+        """Up to n bytes of guest RAM at a physical address; fewer at the end of RAM, b"" outside."""
+        if addr < 0 or addr >= self.ram_size:
+            return b""
+        return bytes(self.uc.mem_read(addr, min(n, self.ram_size - addr)))
+
+    def ram(self) -> bytes:
+        return bytes(self.uc.mem_read(0, self.ram_size))
+
+    def flush_tlb(self) -> None:
+        """Drop every TLB entry (the Python binding has no wrapper for UC_CTL_TLB_FLUSH)."""
+        self.uc._Uc__ctl_w(UC_CTL_TLB_FLUSH)
+
+    # --- registers --------------------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(self.pc_reg)
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.uc.reg_write(self.pc_reg, value)
+
+    # --- unicorn's instruction counter (DESIGN §3: hw counts with emu_start(count=)) ---------
+    def executed_count(self) -> int:
+        """How many times unicorn's count hook fired in the last emu_start(count=N)."""
+        return ctypes.c_uint64.from_address(self._uch + self.counter_offset).value
+
+
+_COUNTER_OFFSET: int | None = None
+
+
+def find_counter_offset() -> int:
+    """Find unicorn's internal instruction counter (uc_struct.emu_counter) by probing.
+
+    unicorn 2.1 counts `emu_start(count=N)` in a field it does not export; it is
+    the one 64-bit word of the handle that reads k+1 after a run stopped by
+    count=k, for several k (and is followed by the limit k itself). The result
+    is checked on every probe run, so a unicorn whose layout differs fails loudly.
+    """
+    global _COUNTER_OFFSET
+    if _COUNTER_OFFSET is not None:
+        return _COUNTER_OFFSET
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.mem_map(PAGE, PAGE)
+    uc.mem_write(PAGE, b"\x40\xeb\xfd")  # l: inc eax; jmp l
+    base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+    words = 8192
+    candidates: set[int] | None = None
+    for k in (1000, 2345, 777, 31, 4):
+        uc.emu_start(PAGE, 0, count=k)
+        arr = (ctypes.c_uint64 * words).from_address(base)
+        found = {i for i in range(words - 1) if arr[i] == k + 1 and arr[i + 1] == k}
+        candidates = found if candidates is None else candidates & found
+    if not candidates or len(candidates) != 1:
+        raise EngineError("cannot find unicorn's instruction counter (unsupported unicorn version)")
+    _COUNTER_OFFSET = candidates.pop() * 8
+    return _COUNTER_OFFSET

@@ -1,0 +1,219 @@
+"""The monitor (VMM): one per run. It owns the machine, the virtual CPU and the devices,
+counts guest instructions, and turns exits into the run's result.
+
+Engines drive it: they run guest code and call back into the monitor for port
+I/O, CPUID, sensitive-instruction emulation (:mod:`dbt.monitor.handlers`),
+faults and the end of the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from unicorn import x86_const as U
+
+from dbt.devices import DebugExit, PortBus, Uart16550
+from dbt.devices.debugexit import DEBUG_EXIT_PORT
+from dbt.devices.uart import COM1_BASE
+from dbt.loader import Image
+from dbt.monitor.exits import Fault, Reason, RunResult
+from dbt.monitor.machine import Machine, reg_id
+from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
+from dbt.scanner import Decoder, Insn, Mem
+
+DEFAULT_MAX_INSNS = 2_000_000_000
+REGS32 = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp")
+REGS64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+          "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+
+class GuestException(Exception):
+    """Raised by handlers to make the guest take an exception (internal control flow)."""
+
+    def __init__(self, vector: int, detail: str = "", error_code: int | None = None,
+                 address: int | None = None, trap: bool = False):
+        super().__init__(detail)
+        self.vector, self.detail, self.error_code, self.address = vector, detail, error_code, address
+        self.trap = trap  # True: the saved pc is the next instruction (int n, into, int3)
+
+
+@dataclass
+class RunConfig:
+    max_insns: int = DEFAULT_MAX_INSNS
+    clock: str = "exact"  # "exact" | "free"
+    keep_ram: bool = False
+
+
+class Monitor:
+    def __init__(self, image: Image, engine: str, config: RunConfig, ram_size: int,
+                 exec_ram: bool = True):
+        self.image = image
+        self.engine = engine
+        self.config = config
+        self.bits = image.arch.bits
+        self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram)
+        self.uc = self.machine.uc
+        self.machine.load(image.segments)
+        self.machine.pc = image.entry
+        self.vcpu = VCpu.start(self.machine)
+        self.decoder = Decoder(self.bits)
+        self.bus = PortBus()
+        self.uart = Uart16550()
+        self.debug_exit = DebugExit()
+        self.bus.attach(COM1_BASE, 8, self.uart)
+        self.bus.attach(DEBUG_EXIT_PORT, 1, self.debug_exit)
+        self.icount = 0  # retired guest instructions (exact clock)
+        self.reason: Reason | None = None
+        self.fault_info: Fault | None = None
+        self.stats: dict[str, int] = {}
+        self.mask = (1 << self.bits) - 1
+        self.regs = REGS64 if self.bits == 64 else REGS32
+        self._t0 = time.perf_counter()
+
+    # --- stopping -------------------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+    def stop(self, reason: Reason) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def fault(self, vector: int, pc: int, detail: str = "", error_code: int | None = None,
+              address: int | None = None) -> None:
+        """The guest raised an exception it cannot handle (no IDT delivery yet): end the run."""
+        self.fault_info = Fault(vector, pc, detail, error_code, address)
+        self.machine.pc = pc
+        self.stop(Reason.FAULT)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    # --- exits shared by every engine -----------------------------------------------------
+    def io_in(self, port: int, size: int) -> int:
+        self.count("io_in")
+        return self.bus.read(port, size)
+
+    def io_out(self, port: int, size: int, value: int) -> None:
+        self.count("io_out")
+        self.bus.write(port, size, value)
+        if self.debug_exit.code is not None:
+            self.stop(Reason.EXIT)
+
+    def virtual_tsc(self) -> int:
+        """Virtual time: one tick per retired guest instruction (exact clock)."""
+        if self.config.clock == "free":
+            return int((time.perf_counter() - self._t0) * 1e9)
+        return self.icount
+
+    # --- registers and memory for handlers --------------------------------------------------
+    def reg(self, name: str) -> int:
+        return self.uc.reg_read(reg_id(name))
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(reg_id(name), value)
+
+    def guest_eflags(self) -> int:
+        """EFLAGS as the guest sees them: the real arithmetic flags, the virtual IF and IOPL."""
+        real = self.uc.reg_read(U.UC_X86_REG_EFLAGS)
+        return (real & ~VIRTUAL_FLAGS) | self.vcpu.eflags_virtual | 2
+
+    def set_guest_eflags(self, value: int) -> None:
+        self.vcpu.eflags_virtual = value & VIRTUAL_FLAGS
+        self.uc.reg_write(U.UC_X86_REG_EFLAGS, (value & ~VIRTUAL_FLAGS) | 2)
+
+    def read_mem(self, addr: int, n: int) -> bytes:
+        addr &= self.mask
+        if addr + n > self.machine.ram_size:
+            raise GuestException(14, f"read of {n} bytes at {addr:#x} outside guest RAM",
+                                 address=addr)
+        return bytes(self.uc.mem_read(addr, n))
+
+    def write_mem(self, addr: int, data: bytes) -> None:
+        addr &= self.mask
+        if addr + len(data) > self.machine.ram_size:
+            raise GuestException(14, f"write of {len(data)} bytes at {addr:#x} outside guest RAM",
+                                 address=addr)
+        self.uc.mem_write(addr, data)
+        # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
+        # drop them, or a guest that rewrites code through a handler runs stale code
+        self.uc.ctl_remove_cache(addr, addr + len(data))
+
+    def read_int(self, addr: int, size: int) -> int:
+        return int.from_bytes(self.read_mem(addr, size), "little")
+
+    def write_int(self, addr: int, size: int, value: int) -> None:
+        self.write_mem(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+
+    def effective_address(self, insn: Insn, m: Mem) -> int:
+        addr = m.disp
+        if m.base:
+            addr += insn.next if m.base == "rip" else self.reg(m.base)
+        if m.index:
+            addr += self.reg(m.index) * m.scale
+        if m.seg in ("fs", "gs") and self.bits == 64:
+            addr += self.uc.reg_read(U.UC_X86_REG_FS_BASE if m.seg == "fs" else U.UC_X86_REG_GS_BASE)
+        return addr & self.mask
+
+    def read_operand(self, insn: Insn, i: int) -> int:
+        op = insn.operands[i]
+        if op.kind == "reg":
+            return self.reg(op.reg)
+        if op.kind == "imm":
+            return op.imm & ((1 << (8 * op.size)) - 1) if op.size else op.imm
+        return self.read_int(self.effective_address(insn, op.mem), op.size)
+
+    def write_operand(self, insn: Insn, i: int, value: int) -> None:
+        op = insn.operands[i]
+        if op.kind == "reg":
+            if op.size == 4 and self.bits == 64:  # a 32-bit destination zero-extends
+                self.set_reg(_full64(op.reg), value & 0xFFFFFFFF)
+            else:
+                self.set_reg(op.reg, value & ((1 << (8 * op.size)) - 1))
+        elif op.kind == "mem":
+            self.write_int(self.effective_address(insn, op.mem), op.size, value)
+        else:
+            raise GuestException(6, f"{insn.mnemonic} {insn.op_str}: cannot write an immediate")
+
+    def push(self, value: int, size: int) -> None:
+        sp = (self.uc.reg_read(self.machine.sp_reg) - size) & self.mask
+        self.write_int(sp, size, value)
+        self.uc.reg_write(self.machine.sp_reg, sp)
+
+    def pop(self, size: int) -> int:
+        sp = self.uc.reg_read(self.machine.sp_reg)
+        value = self.read_int(sp, size)
+        self.uc.reg_write(self.machine.sp_reg, (sp + size) & self.mask)
+        return value
+
+    # --- the result -------------------------------------------------------------------------
+    def result(self, vcpu: VCpu, eflags: int, guest_instructions: int | None,
+               stats: dict | None = None) -> RunResult:
+        ram = self.machine.ram()
+        registers = {name: self.reg(name) for name in self.regs}
+        registers["rip" if self.bits == 64 else "eip"] = self.machine.pc
+        registers["rflags" if self.bits == 64 else "eflags"] = eflags
+        system = vcpu.as_dict()
+        for k in ("bits", "dr", "msrs", "xcr0", "cr8"):
+            system.pop(k, None)
+        s = dict(self.stats)
+        s.update(stats or {})
+        s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
+        s["seconds"] = round(time.perf_counter() - self._t0, 6)
+        reason = self.reason or Reason.HALT
+        return RunResult(
+            engine=self.engine, arch=self.image.arch.value, clock=self.config.clock,
+            reason=reason,
+            exit_code=self.debug_exit.code if reason is Reason.EXIT else None,
+            serial=bytes(self.uart.output), guest_instructions=guest_instructions,
+            pc=self.machine.pc, registers=registers, system=system,
+            memory_sha256=hashlib.sha256(ram).hexdigest(), fault=self.fault_info, stats=s,
+            ram=ram if self.config.keep_ram else None)
+
+
+def _full64(reg32: str) -> str:
+    if reg32.startswith("r"):  # r8d -> r8
+        return reg32[:-1]
+    return "r" + reg32[1:]

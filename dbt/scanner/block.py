@@ -1,0 +1,111 @@
+"""Basic-block scanning: decode guest instructions from a pc until a stop rule fires.
+
+A block ends, checking these rules in this order before and after each instruction:
+
+1. **Fetch fault** - the bytes at the pc cannot be read (unmapped): an empty block
+   whose ``fault`` is ``"#PF"``; later in a block, the block ends before it.
+2. **Undecodable bytes** - capstone cannot decode them: an empty block whose
+   ``fault`` is ``"#UD"`` at that address; later in a block, the block ends before them.
+3. **Page end** - the next instruction would start on another 4 KiB page (so a
+   write to one code page invalidates only the blocks that lie on it; an
+   instruction that straddles the boundary ends its block).
+4. **Control transfer** - a ``branch`` rule (jmp, jcc, call, ret, loop...) ends the
+   block, the branch included.
+5. **Block-ending sensitive instruction** - a callout that may change control
+   flow, the interrupt window, the mode or the address space
+   (:data:`ENDS_BLOCK`), and every ``unsupported`` instruction, ends the block.
+6. **Size cap** - :data:`MAX_BLOCK_INSNS` instructions.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dbt.isa import Action
+from dbt.scanner.decoder import MAX_INSN_LEN, Decoder, Insn
+
+MAX_BLOCK_INSNS = 64
+PAGE_SIZE = 4096
+
+#: Callouts after which the translation context may have changed, so the block
+#: must end: control transfers through the monitor, mode and paging changes,
+#: instructions that open an interrupt window.
+ENDS_BLOCK = frozenset({
+    "hlt", "int", "int1", "int3", "into", "iret", "iretd", "iretq",
+    "ljmp", "lcall", "retf", "retfq", "syscall", "sysenter", "sysexit", "sysret",
+    "popf", "popfd", "popfq", "sti", "lmsw", "clts", "wrmsr", "invlpg", "lidt", "lgdt",
+    "ltr", "lldt", "rsm", "ud2", "ud0", "ud1", "mwait",
+})
+
+
+class StopReason(enum.Enum):
+    FETCH_FAULT = "fetch-fault"
+    UNDECODABLE = "undecodable"
+    PAGE_END = "page-end"
+    CONTROL = "control"
+    SENSITIVE = "sensitive"
+    SIZE_CAP = "size-cap"
+
+
+@dataclass
+class Block:
+    """A guest basic block: its instructions and why it ended."""
+
+    pc: int
+    insns: list[Insn]
+    stop: StopReason
+    fault: str | None = None  # "#UD" or "#PF" for a block that faults at ``end``
+
+    @property
+    def end(self) -> int:
+        """Guest address just past the last instruction (or of the fault)."""
+        return self.insns[-1].next if self.insns else self.pc
+
+    @property
+    def guest_bytes(self) -> int:
+        return self.end - self.pc
+
+    def as_json(self) -> dict:
+        return {"address": self.pc, "stop": self.stop.value, "fault": self.fault,
+                "instructions": [{"address": i.address, "bytes": i.raw.hex(),
+                                  "mnemonic": i.mnemonic, "op_str": i.op_str,
+                                  "class": i.rule.klass.value, "action": i.rule.action.value}
+                                 for i in self.insns]}
+
+
+def ends_block(insn: Insn) -> bool:
+    """True if the block must end after ``insn`` (rules 4 and 5)."""
+    action = insn.rule.action
+    if action is Action.BRANCH or action is Action.UNSUPPORTED:
+        return True
+    if action is Action.CALLOUT:
+        return insn.name in ENDS_BLOCK or (insn.name == "mov" and "cr" in insn.op_str)
+    return insn.name in ENDS_BLOCK
+
+
+def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
+               detail: bool = False, max_insns: int = MAX_BLOCK_INSNS) -> Block:
+    """Decode the block at ``pc``; ``fetch(addr, n)`` returns up to n bytes (b"" if unmapped)."""
+    insns: list[Insn] = []
+    addr = pc
+    page = pc & ~(PAGE_SIZE - 1)
+    while True:
+        window = fetch(addr, MAX_INSN_LEN)
+        if not window:
+            return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
+        insn = decoder.decode(addr, window, detail)
+        if insn is None:
+            if len(window) < MAX_INSN_LEN:  # runs into unmapped memory
+                return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
+            return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
+        insns.append(insn)
+        addr = insn.next
+        if ends_block(insn):
+            return Block(pc, insns, StopReason.CONTROL if insn.rule.action is Action.BRANCH
+                         else StopReason.SENSITIVE)
+        if addr & ~(PAGE_SIZE - 1) != page:
+            return Block(pc, insns, StopReason.PAGE_END)
+        if len(insns) >= max_insns:
+            return Block(pc, insns, StopReason.SIZE_CAP)
