@@ -45,4 +45,4 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
 
 
 def _load_all() -> None:
-    from dbt.engines import hw, interp  # noqa: F401  (importing registers them)
+    from dbt.engines import bt, hw, interp  # noqa: F401  (importing registers them)

@@ -100,5 +100,12 @@ class FaultWatch:
         mon.fault(vector, pc, what, address=self.bad_address)
 
 
+def fetch_fault_detail(bits: int, address: int) -> str:
+    """How an instruction fetch outside guest RAM is described (the same in every engine)."""
+    if bits == 64:
+        return f"page fault at address {address:#x}"
+    return f"instruction fetch from unmapped memory at {address:#x}"
+
+
 def no_idt(vector: int) -> str:
     return f"interrupt {vector:#x} with no IDT to deliver it"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from unicorn import UcError
 
 from dbt.engines import register
-from dbt.engines.faults import FaultWatch, no_idt
+from dbt.engines.faults import FaultWatch, fetch_fault_detail, no_idt
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -86,6 +86,6 @@ class Interp:
         if len(window) < MAX_INSN_LEN and self.mon.machine.fetch(pc, 1):
             self.mon.fault(14, pc, "instruction runs past the end of guest RAM")
         elif not window:
-            self.mon.fault(14, pc, "instruction fetch from unmapped memory", address=pc)
+            self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)
         else:
             self.mon.fault(6, pc, f"undecodable bytes {window[:4].hex(' ')}")

@@ -6,6 +6,12 @@ Physical address map (identical for every engine, so guests see the same machine
     MONITOR_BASE .. + MONITOR_SIZE  the monitor's memory: 64-bit boot page tables,
                                     and (engine bt) the code cache and its tables
 
+Only what an engine needs of the monitor's memory is mapped, read-only unless
+it must be writable: under ``hw`` and ``interp`` a guest that reaches past its
+RAM faults. In 64-bit mode the monitor's memory is mapped at the top of the
+virtual address space (:func:`monitor_va`), where a sign-extended 32-bit
+displacement reaches it.
+
 Start state (DESIGN §4, what a Multiboot loader hands over): flat segments with
 null selectors and empty GDTR/IDTR (a loader promises no GDT), CPL 0, IF=0,
 EFLAGS=0x2, CR0 = PE|MP|ET, CR4 = OSFXSR|OSXMMEXCPT (SSE usable), ESP/RSP at the
@@ -40,6 +46,14 @@ START_CR0 = CR0_PE | CR0_MP | CR0_ET
 START_CR4 = CR4_OSFXSR | CR4_OSXMMEXCPT
 START_EFLAGS = 0x2
 PT_BASE = MONITOR_BASE  # 64-bit boot page tables: PML4, PDPT, then one PD per GiB
+PT_SIZE = 0x10000
+HIGH_ALIAS = 0xFFFF_FFFF_0000_0000  # 64-bit: monitor memory seen at HIGH_ALIAS | physical
+_PTE = 0x1 | 0x2 | 0x20 | 0x40  # present, writable, accessed, dirty (the walker never writes)
+
+
+def monitor_va(bits: int, phys: int) -> int:
+    """The address translated code uses for monitor memory at physical ``phys``."""
+    return (HIGH_ALIAS | phys) if bits == 64 else phys
 
 
 def _reg(name: str) -> int:
@@ -70,7 +84,8 @@ class Machine:
         self.pc_reg = U.UC_X86_REG_RIP if bits == 64 else U.UC_X86_REG_EIP
         self.sp_reg = U.UC_X86_REG_RSP if bits == 64 else U.UC_X86_REG_ESP
         self.uc.mem_map(0, ram_size, UC_PROT_ALL if exec_ram else UC_PROT_READ | UC_PROT_WRITE)
-        self.uc.mem_map(MONITOR_BASE, MONITOR_SIZE, UC_PROT_ALL)
+        if bits == 64:
+            self.uc.mem_map(PT_BASE, PT_SIZE, UC_PROT_READ)
         # DESIGN §5 trap 5: never let `until` be translated through guest page tables.
         self.uc.ctl_exits_enabled(True)
         self.uc.ctl_set_exits([])
@@ -94,15 +109,38 @@ class Machine:
         uc.reg_write(self.sp_reg, self.ram_size)
 
     def _build_identity_tables(self) -> None:
+        """PML4 -> PDPT (low) -> PDs mapping guest RAM with 2 MiB pages at virtual = physical.
+
+        Page PT_BASE+PAGE*k: 0 PML4, 1 low PDPT, 2.. PDs for guest RAM (one per GiB),
+        then the high PDPT and PD used by :meth:`map_monitor`.
+        """
         gib = (self.ram_size + (1 << 30) - 1) >> 30
-        pml4 = struct.pack("<Q", (PT_BASE + PAGE) | 3)
-        pdpt = b"".join(struct.pack("<Q", (PT_BASE + (2 + i) * PAGE) | 3) for i in range(gib))
-        pds = bytearray()
-        for addr in range(0, self.ram_size, 2 << 20):
-            pds += struct.pack("<Q", addr | 0x83)  # present, writable, 2 MiB page
-        self.uc.mem_write(PT_BASE, pml4)
+        self._pt_high = PT_BASE + (2 + gib) * PAGE  # high PDPT; high PD follows
+        pml4 = bytearray(PAGE)
+        struct.pack_into("<Q", pml4, 0, (PT_BASE + PAGE) | _PTE)
+        struct.pack_into("<Q", pml4, 511 * 8, self._pt_high | _PTE)
+        pdpt = b"".join(struct.pack("<Q", (PT_BASE + (2 + i) * PAGE) | _PTE) for i in range(gib))
+        pds = b"".join(struct.pack("<Q", addr | _PTE | 0x80)  # 2 MiB page
+                       for addr in range(0, self.ram_size, 2 << 20))
+        high_pdpt = bytearray(PAGE)
+        struct.pack_into("<Q", high_pdpt, ((HIGH_ALIAS | MONITOR_BASE) >> 30 & 511) * 8,
+                         (self._pt_high + PAGE) | _PTE)
+        self.uc.mem_write(PT_BASE, bytes(pml4))
         self.uc.mem_write(PT_BASE + PAGE, pdpt)
-        self.uc.mem_write(PT_BASE + 2 * PAGE, bytes(pds))
+        self.uc.mem_write(PT_BASE + 2 * PAGE, pds)
+        self.uc.mem_write(self._pt_high, bytes(high_pdpt))
+
+    def map_monitor(self, offset: int, size: int, perms: int) -> int:
+        """Map monitor memory at MONITOR_BASE+offset (2 MiB aligned in 64-bit mode);
+        returns the address translated code uses for it."""
+        phys = MONITOR_BASE + offset
+        self.uc.mem_map(phys, size, perms)
+        if self.bits == 64:
+            for addr in range(phys, phys + size, 2 << 20):
+                index = (addr >> 21) & 511
+                self.uc.mem_write(self._pt_high + PAGE + index * 8,
+                                  struct.pack("<Q", addr | _PTE | 0x80))
+        return monitor_va(self.bits, phys)
 
     # --- memory ---------------------------------------------------------------------------
     def load(self, segments) -> None:

@@ -44,6 +44,7 @@ class RunConfig:
     max_insns: int = DEFAULT_MAX_INSNS
     clock: str = "exact"  # "exact" | "free"
     keep_ram: bool = False
+    validate: bool = False  # bt: re-decode every fragment and check it (tests)
 
 
 class Monitor:
@@ -65,6 +66,7 @@ class Monitor:
         self.bus.attach(COM1_BASE, 8, self.uart)
         self.bus.attach(DEBUG_EXIT_PORT, 1, self.debug_exit)
         self.icount = 0  # retired guest instructions (exact clock)
+        self.on_guest_write = None  # the code cache's SMC check (engine bt)
         self.reason: Reason | None = None
         self.fault_info: Fault | None = None
         self.stats: dict[str, int] = {}
@@ -140,6 +142,8 @@ class Monitor:
         # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
         # drop them, or a guest that rewrites code through a handler runs stale code
         self.uc.ctl_remove_cache(addr, addr + len(data))
+        if self.on_guest_write:
+            self.on_guest_write(addr, addr + len(data))
 
     def read_int(self, addr: int, size: int) -> int:
         return int.from_bytes(self.read_mem(addr, size), "little")

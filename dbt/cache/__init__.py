@@ -1,0 +1,1 @@
+"""Code cache: where translated fragments live, how they are found, linked and invalidated."""

@@ -1,0 +1,196 @@
+"""The code cache: placement of fragments, the guest->host map, chaining, the indirect-branch
+table, invalidation by guest address range, and flushing when full.
+
+Invariants:
+- every direct link (a patched jmp/jcc) is recorded at both ends: the source
+  site knows its target, the target fragment knows its incoming jumps, so
+  invalidating a fragment can point them back at their exit stubs;
+- a guest page with live translations is write-protected in unicorn, so a
+  guest store to it traps before stale code can run (DESIGN §3, invariant 5);
+- after any patch of code unicorn may already have translated, its own stale
+  blocks are dropped (``ctl_remove_cache``, DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+
+from unicorn import UC_PROT_READ, UC_PROT_WRITE
+
+from dbt.cache.layout import CACHE_SIZE, TABLE_ENTRIES, Layout
+from dbt.errors import CacheFull
+from dbt.monitor.machine import Machine
+from dbt.scanner import Block
+from dbt.translator.fragment import Fragment, Site, SiteKind
+from dbt.translator.templates import INT3
+from dbt.translator.translate import Translator, retarget
+
+PAGE = 4096
+
+
+class CodeCache:
+    def __init__(self, machine: Machine, layout: Layout, translator: Translator):
+        self.machine = machine
+        self.uc = machine.uc
+        self.layout = layout
+        self.translator = translator
+        self.fragments: dict[int, Fragment] = {}  # guest pc -> fragment
+        self.sites: dict[int, Site] = {}  # host address after the int3 -> site
+        self.by_page: dict[int, set[Fragment]] = {}
+        self.placed: list[Fragment] = []  # in host-address order
+        self.placed_tc: list[int] = []
+        self.stats = {"chained": 0, "unchained": 0, "invalidations": 0, "flushes": 0,
+                      "invalidated_fragments": 0}
+        self.epoch = 0  # bumped whenever fragments are invalidated or flushed
+        self._reset()
+
+    # --- allocation and flushing ----------------------------------------------------------
+    def _reset(self) -> None:
+        lay = self.layout
+        self.ptr = lay.cache
+        self.end = lay.cache + CACHE_SIZE
+        # the shared lookup-miss routine: int3; jmp [jump_slot]
+        miss = Site(SiteKind.MISS, None)
+        self.uc.mem_write(lay.cache_phys, INT3 + self.translator.t["jump_slot"].code)
+        miss.key = lay.cache + 1
+        self.sites[miss.key] = miss
+        self.ptr += 16
+        self.miss_routine = lay.cache
+        empty = self._entry(0, 0)
+        self.uc.mem_write(lay.table_phys, empty * TABLE_ENTRIES)
+
+    def _entry(self, neg_tag: int, tc: int) -> bytes:
+        if self.layout.bits == 64:
+            return struct.pack("<QQ", neg_tag, tc or self.miss_routine)
+        return struct.pack("<II", neg_tag, tc or self.miss_routine)
+
+    def flush(self) -> None:
+        """Drop every translation (the cache is full, or everything changed)."""
+        self.stats["flushes"] += 1
+        self.epoch += 1
+        for page in list(self.by_page):
+            self._unprotect(page)
+        self.fragments.clear()
+        self.sites.clear()
+        self.by_page.clear()
+        self.placed.clear()
+        self.placed_tc.clear()
+        self._reset()
+        self.uc.ctl_remove_cache(self.layout.cache, self.end)
+
+    # --- lookup and translation -------------------------------------------------------------
+    def lookup(self, pc: int) -> Fragment | None:
+        return self.fragments.get(pc)
+
+    def place(self, block: Block, cached: bool = True) -> Fragment:
+        """Translate a block into the cache; ``cached=False`` for one-off fragments
+        (budget tails, single-instruction restarts) that nothing may look up."""
+        frag = self.translator.translate(block, self.ptr)
+        if frag.tc_end > self.end:
+            raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
+        self.uc.mem_write(self._phys(frag.tc), frag.code)
+        self.ptr = (frag.tc_end + 15) & ~15
+        for site in frag.sites:
+            self.sites[site.key] = site
+        self.placed.append(frag)
+        self.placed_tc.append(frag.tc)
+        if block.insns:
+            for page in range(block.pc & ~(PAGE - 1), block.end, PAGE):
+                self.by_page.setdefault(page, set()).add(frag)
+                self._protect(page)
+        if cached:
+            self.fragments[block.pc] = frag
+            self._table_write(block.pc, frag.tc)
+        return frag
+
+    def fragment_at(self, host: int) -> Fragment | None:
+        """The fragment whose code contains host address ``host``."""
+        i = bisect.bisect_right(self.placed_tc, host) - 1
+        if i >= 0 and host < self.placed[i].tc_end:
+            return self.placed[i]
+        return None
+
+    def _phys(self, host: int) -> int:
+        return host - self.layout.cache + self.layout.cache_phys
+
+    def _table_write(self, pc: int, tc: int) -> None:
+        mask = (1 << self.layout.bits) - 1
+        index = pc & (TABLE_ENTRIES - 1)
+        self.uc.mem_write(self.layout.table_phys + index * self.layout.entry_size,
+                          self._entry((-pc) & mask, tc))
+
+    def _table_clear(self, pc: int, tc: int) -> None:
+        index = pc & (TABLE_ENTRIES - 1)
+        addr = self.layout.table_phys + index * self.layout.entry_size
+        size = self.layout.entry_size // 2
+        current = int.from_bytes(self.uc.mem_read(addr + size, size), "little")
+        if current == tc:
+            self.uc.mem_write(addr, self._entry(0, 0))
+
+    # --- chaining ---------------------------------------------------------------------------
+    def chain(self, site: Site, target: Fragment) -> None:
+        """Point an exit's jump straight at the target fragment (recorded both ways)."""
+        if not site.fragment or not site.fragment.valid or not target.valid:
+            return
+        self._patch_jump(site.jump_at, target.tc)
+        target.incoming.add(site.key)
+        self.stats["chained"] += 1
+
+    def _patch_jump(self, at: int, target: int) -> None:
+        phys = self._phys(at)
+        old = bytes(self.uc.mem_read(phys, 6))
+        new = retarget(old, at, target)
+        self.uc.mem_write(phys, new)
+        self.uc.ctl_remove_cache(at, at + 6)
+
+    # --- invalidation (self-modifying code) ------------------------------------------------
+    def overlaps_code(self, start: int, end: int) -> bool:
+        """Does the guest range [start, end) hold bytes of a live translation?"""
+        for page in range(start & ~(PAGE - 1), end, PAGE):
+            for f in self.by_page.get(page, ()):
+                if f.guest_pc < end and start < f.guest_end:
+                    return True
+        return False
+
+    def invalidate(self, start: int, end: int) -> int:
+        """Drop every fragment translated from the pages that [start, end) touches."""
+        doomed: set[Fragment] = set()
+        for page in range(start & ~(PAGE - 1), end, PAGE):
+            doomed |= self.by_page.get(page, set())
+        for f in doomed:
+            self._drop(f)
+        if doomed:
+            self.epoch += 1
+            self.stats["invalidations"] += 1
+            self.stats["invalidated_fragments"] += len(doomed)
+        return len(doomed)
+
+    def _drop(self, f: Fragment) -> None:
+        f.valid = False
+        if self.fragments.get(f.guest_pc) is f:
+            del self.fragments[f.guest_pc]
+            self._table_clear(f.guest_pc, f.tc)
+        for key in f.incoming:  # unchain: send each incoming jump back to its stub
+            site = self.sites.get(key)
+            if site and site.fragment and site.fragment.valid:
+                self._patch_jump(site.jump_at, site.stub)
+                self.stats["unchained"] += 1
+        f.incoming.clear()
+        for page in range(f.block.pc & ~(PAGE - 1), max(f.block.end, f.block.pc + 1), PAGE):
+            frags = self.by_page.get(page)
+            if frags is not None:
+                frags.discard(f)
+                if not frags:
+                    del self.by_page[page]
+                    self._unprotect(page)
+        self.uc.ctl_remove_cache(f.tc, f.tc_end)
+
+    def _protect(self, page: int) -> None:
+        self.uc.mem_protect(page, PAGE, UC_PROT_READ)
+
+    def _unprotect(self, page: int) -> None:
+        self.uc.mem_protect(page, PAGE, UC_PROT_READ | UC_PROT_WRITE)
+
+    def protect(self, page: int, on: bool) -> None:
+        (self._protect if on else self._unprotect)(page)

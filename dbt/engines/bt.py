@@ -1,0 +1,390 @@
+"""Engine ``bt``: VMware-style scan-and-patch binary translation into a code cache.
+
+The run loop reads as the pipeline: look up the guest pc in the code cache,
+(scan -> translate -> place) on a miss, run translated code in unicorn, handle
+the exit. Translated code leaves to the monitor only through ``int3`` sites
+(callouts, unchained exits, lookup misses, the budget check), reported by
+unicorn's interrupt hook; the hook runs the monitor's handler and tells
+translated code where to go on by writing ``jump_slot`` (never the pc).
+
+Guest RAM is mapped read/write without execute: if control ever left the code
+cache, unicorn would refuse to fetch (no escape, DESIGN §3 invariant 3).
+
+Counting (exact clock): every fragment's prologue subtracts its instruction
+count from a chunk of the budget kept below 2**24 in the vCPU area; when the
+chunk goes negative the prologue traps. The monitor's count is then
+``base + (chunk - rem) + extra``, corrected at faults and callouts for the
+instructions of the current block that did not run yet.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from unicorn import UcError
+from unicorn import unicorn_const as C
+from unicorn import x86_const as U
+
+from dbt.cache.codecache import CodeCache
+from dbt.cache.layout import Layout
+from dbt.engines import register
+from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, no_idt
+from dbt.errors import CacheFull, TranslationError
+from dbt.monitor.exits import Reason, RunResult
+from dbt.monitor.handlers import handler_for
+from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
+from dbt.monitor.monitor import GuestException, Monitor
+from dbt.scanner import scan_block
+from dbt.translator.fragment import Fragment, Site, SiteKind
+from dbt.translator.templates import Templates
+from dbt.translator.translate import Translator
+
+CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
+FREE_CLOCK_MIPS = 20
+
+
+@register
+class Bt:
+    name = "bt"
+    exec_ram = False
+
+    def __init__(self, mon: Monitor):
+        self.mon = mon
+        m = mon.machine
+        self.exact = mon.config.clock == "exact"
+        self.layout = Layout.map(m)
+        self.templates = Templates(self.layout)
+        self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
+        self.cache = CodeCache(m, self.layout, self.translator)
+        self.validate = getattr(mon.config, "validate", False)
+        self.callouts: dict[str, int] = {}
+        self.misses = 0
+        self.translate_seconds = 0.0
+        self.base = 0  # instructions counted before the current chunk
+        self.chunk = 0
+        self.extra = 0  # instructions the monitor counted itself (rep callout iterations)
+        self.next_tc: int | None = None  # where to resume after emu_start returns
+        self.fault_eip: int | None = None
+        self.fault_vector: int | None = None
+        self.bad_address: int | None = None
+        self.write_fault: tuple[int, int] | None = None
+        uc = m.uc
+        uc.hook_add(C.UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED
+                    | C.UC_HOOK_MEM_FETCH_UNMAPPED, self._on_unmapped, None,
+                    m.ram_size, (1 << 64) - 1)
+        uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, 0, m.ram_size - 1)
+        mva = monitor_va(m.bits, MONITOR_BASE)
+        uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, mva, mva + MONITOR_SIZE)
+        mon.on_guest_write = self._guest_written
+        self._write_slot("vif", 0)
+        self._write_slot("viopl", 0)
+        self._write_slot("hits", 0)
+        self._set_count(0)
+
+    # --- the vCPU area ----------------------------------------------------------------------
+    def _read_slot(self, name: str) -> int:
+        return struct.unpack("<q", self.mon.uc.mem_read(self.layout.slot_phys(name), 8))[0]
+
+    def _write_slot(self, name: str, value: int) -> None:
+        self.mon.uc.mem_write(self.layout.slot_phys(name), struct.pack("<Q", value % 2**64))
+
+    def _rem(self) -> int:
+        return struct.unpack("<i", self.mon.uc.mem_read(self.layout.slot_phys("rem"), 4))[0]
+
+    def _set_count(self, icount: int) -> None:
+        """Restart the budget accounting at a known instruction count."""
+        self.base, self.extra = icount, 0
+        left = self.mon.config.max_insns - icount
+        self.chunk = max(0, min(CHUNK, left)) if self.exact else CHUNK
+        self.mon.uc.mem_write(self.layout.slot_phys("rem"), struct.pack("<i", self.chunk))
+
+    def counted(self) -> int:
+        """Instructions counted so far, by prologues and by the monitor."""
+        return self.base + (self.chunk - self._rem()) + self.extra
+
+    def _sync_in(self) -> None:
+        """Virtual flags from the vCPU area into the monitor's VCpu (before a handler)."""
+        v = self.mon.vcpu
+        v.eflags_virtual = (self._read_slot("vif") & 0x200) | (self._read_slot("viopl") & 0x3000)
+
+    def _sync_out(self) -> None:
+        v = self.mon.vcpu
+        self._write_slot("vif", v.eflags_virtual & 0x200)
+        self._write_slot("viopl", v.eflags_virtual & 0x3000)
+
+    # --- the run loop -----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        mon = self.mon
+        self.next_tc = self._enter(mon.image.entry)
+        while not mon.stopped:
+            tc, self.next_tc = self.next_tc, None
+            self._clear_events()
+            err = None
+            try:
+                if self.exact:
+                    mon.uc.emu_start(tc, 0)
+                else:
+                    mon.uc.emu_start(tc, 0, timeout=int(mon.config.max_insns / FREE_CLOCK_MIPS))
+            except UcError as e:
+                err = e
+            if mon.stopped:
+                break
+            if self.write_fault is not None:
+                self._self_modifying_write()
+            elif err is not None or self.fault_vector is not None:
+                self._guest_fault(err)
+            elif self.next_tc is None:
+                if self.exact:
+                    raise TranslationError("translated code stopped without an exit")
+                mon.stop(Reason.BUDGET)  # the free clock's time limit
+        return self._result()
+
+    def _enter(self, pc: int) -> int:
+        """Host address to run guest pc from, translating on a miss."""
+        frag = self.cache.lookup(pc) or self._translate(pc)
+        return frag.tc
+
+    def _translate(self, pc: int, max_insns: int | None = None, cached: bool = True) -> Fragment:
+        import time
+
+        t0 = time.perf_counter()
+        kw = {"max_insns": max_insns} if max_insns else {}
+        block = scan_block(self.mon.decoder, self.mon.machine.fetch, pc, **kw)
+        try:
+            frag = self.cache.place(block, cached)
+        except CacheFull:
+            self.cache.flush()
+            frag = self.cache.place(block, cached)
+        if self.validate:
+            from dbt.translator.validate import validate
+
+            validate(frag, self.mon.decoder, self.layout)
+        self.translate_seconds += time.perf_counter() - t0
+        return frag
+
+    def _clear_events(self) -> None:
+        self.fault_eip = self.fault_vector = self.bad_address = None
+        self.write_fault = None
+
+    # --- traps from translated code ---------------------------------------------------------
+    def _on_intr(self, uc, intno: int, _ud) -> None:
+        eip = uc.reg_read(self.mon.machine.pc_reg)
+        site = self.cache.sites.get(eip) if intno == 3 else None
+        if site is None:
+            self.fault_vector, self.fault_eip = intno, eip
+            uc.emu_stop()
+            return
+        try:
+            go = self._site(site)
+        except CacheFull:
+            self.cache.flush()
+            go = None
+        if go is None or self.mon.stopped:
+            uc.emu_stop()
+        else:
+            self._write_slot("jump_slot", go)
+
+    def _site(self, site: Site) -> int | None:
+        """Handle a trap; return the host address to go on at (None: leave emu_start)."""
+        kind = site.kind
+        if kind is SiteKind.CALLOUT:
+            return self._callout(site)
+        if kind is SiteKind.EXIT:
+            target = self.cache.lookup(site.target) or self._translate(site.target)
+            self.cache.chain(site, target)
+            return target.tc
+        if kind is SiteKind.MISS:
+            self.misses += 1
+            return self._enter(self._read_slot("target") & self.mon.mask)
+        if kind is SiteKind.BUDGET:
+            return self._budget(site.fragment)
+        # FAULT: the block starts with bytes that cannot run
+        frag = site.fragment
+        self.mon.icount = self.counted()
+        self._set_count(self.mon.icount)
+        vector = 6 if frag.block.fault == "#UD" else 14
+        window = self.mon.machine.fetch(frag.guest_pc, 4)
+        detail = (f"undecodable bytes {window.hex(' ')}" if vector == 6 else
+                  fetch_fault_detail(self.mon.bits, frag.guest_pc))
+        self.mon.fault(vector, frag.guest_pc, detail,
+                       address=frag.guest_pc if vector == 14 else None)
+        return None
+
+    def _budget(self, frag: Fragment) -> int | None:
+        """A prologue found the chunk spent: refill, run a tail, or end the run."""
+        self.mon.uc.mem_write(self.layout.slot_phys("rem"),
+                              struct.pack("<i", self._rem() + frag.ninsns))
+        icount = self.counted()
+        left = self.mon.config.max_insns - icount
+        self._set_count(icount)
+        if left <= 0:
+            self.mon.icount = icount
+            self.mon.machine.pc = frag.guest_pc
+            self.mon.stop(Reason.BUDGET)
+            return None
+        if left < frag.ninsns:  # the budget ends inside this block: run just its first part
+            return self._translate(frag.guest_pc, max_insns=left, cached=False).tc
+        return frag.tc
+
+    def _callout(self, site: Site) -> int | None:
+        mon, insn, frag = self.mon, site.insn, site.fragment
+        self.callouts[insn.name] = self.callouts.get(insn.name, 0) + 1
+        before = self.counted() - frag.ninsns + site.index if frag.counted else 0
+        mon.icount = before
+        self._sync_in()
+        epoch = self.cache.epoch
+        detailed = mon.decoder.decode(insn.address, insn.raw, detail=True)
+        try:
+            next_pc = handler_for(detailed)(mon, detailed)
+        except GuestException as e:
+            mon.icount = before + (1 if e.trap else 0)
+            self._set_count(mon.icount)
+            detail = no_idt(e.vector) if e.trap else e.detail
+            mon.fault(e.vector, insn.next if e.trap else insn.address, detail, e.error_code,
+                      e.address)
+            return None
+        self._sync_out()
+        if mon.stopped:
+            mon.icount = before + 1
+            self._set_count(mon.icount)
+            mon.machine.pc = insn.next if next_pc is None else next_pc
+            return None
+        if next_pc == insn.address:  # a rep string instruction goes round again
+            self.extra += 1
+            if self.counted() >= mon.config.max_insns and self.exact:
+                mon.icount = self.counted()
+                mon.machine.pc = insn.address
+                mon.stop(Reason.BUDGET)
+                return None
+            return frag.starts[site.index] if self.cache.epoch == epoch else \
+                self._enter_fresh(insn.address, before + 1)
+        target = insn.next if next_pc is None else next_pc
+        if target == insn.next and self.cache.epoch == epoch:
+            return site.resume
+        if self.cache.epoch != epoch:  # the handler wrote over translated code
+            return self._enter_fresh(target, before + 1)
+        return self._enter(target)
+
+    def _enter_fresh(self, pc: int, icount: int) -> int:
+        """Go on at ``pc`` with the count restarted (the current fragment may be stale)."""
+        self._set_count(icount)
+        return self._enter(pc)
+
+    # --- faults and self-modifying code -----------------------------------------------------
+    def _on_unmapped(self, uc, access, address, size, value, _ud) -> bool:
+        self.bad_address = address
+        return False
+
+    def _on_write_prot(self, uc, access, address, size, value, _ud) -> bool:
+        self.write_fault = (address, size)
+        return False
+
+    def _where(self, eip: int) -> tuple[Fragment, int]:
+        """The fragment and guest instruction index of a host address; restores scratch."""
+        frag = self.cache.fragment_at(eip)
+        if frag is None:
+            raise TranslationError(f"control left the code cache at {eip:#x}")
+        uc = self.mon.uc
+        if frag.in_ranges(eip, frag.scratch):
+            uc.reg_write(self.mon.machine.pc_reg, eip)  # (pc is set again by the caller)
+            for name in ("save_c", "save_d"):
+                reg = {"save_c": "rcx", "save_d": "rdx"}[name] if self.mon.bits == 64 else \
+                    {"save_c": "ecx", "save_d": "edx"}[name]
+                self.mon.set_reg(reg, self._read_slot(name) & self.mon.mask)
+        if frag.in_ranges(eip, frag.sp_saved):
+            sp = self._read_slot("save_sp") & self.mon.mask
+            if self.layout.vcpu <= self.mon.uc.reg_read(self.mon.machine.sp_reg) < \
+                    self.layout.vcpu + 0x1000:
+                uc.reg_write(self.mon.machine.sp_reg, sp)
+        return frag, frag.insn_index_at(eip)
+
+    def _guest_fault(self, err: UcError | None) -> None:
+        mon = self.mon
+        eip = self.fault_eip if self.fault_eip is not None else mon.uc.reg_read(
+            mon.machine.pc_reg)
+        frag = self.cache.fragment_at(eip)
+        if frag is None:  # a fetch outside the code cache: the no-escape check fired
+            mon.fault(14, eip, f"control left the code cache at {eip:#x} (no-escape check)")
+            return
+        frag, index = self._where(eip)
+        insn = frag.block.insns[index]
+        mon.icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        self._set_count(mon.icount)
+        if self.fault_vector is not None:
+            vector = self.fault_vector
+            address = mon.uc.reg_read(U.UC_X86_REG_CR2) if vector == 14 else None
+            detail = f"page fault at address {address:#x}" if address is not None else ""
+        else:
+            vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
+            address = self.bad_address
+            if address is not None:
+                detail = f"{detail} at {address:#x}"
+        mon.fault(vector, insn.address, detail, address=address)
+
+    def _self_modifying_write(self) -> None:
+        """A guest store hit a write-protected page: guest code, or data beside it."""
+        mon = self.mon
+        address, size = self.write_fault
+        eip = mon.uc.reg_read(mon.machine.pc_reg)
+        if address >= mon.machine.ram_size:  # the code cache or the lookup table
+            self.bad_address = address
+            self._guest_fault(UcError(C.UC_ERR_WRITE_PROT))
+            return
+        if not self.cache.overlaps_code(address, address + size):
+            # data beside code on the page: let this one store through, keep the protection
+            pages = range(address & ~0xFFF, address + size, 0x1000)
+            for p in pages:
+                self.cache.protect(p, False)
+            try:
+                mon.uc.emu_start(eip, 0, count=1)
+            except UcError as e:
+                for p in pages:
+                    if p in self.cache.by_page:
+                        self.cache.protect(p, True)
+                self._guest_fault(e)
+                return
+            for p in pages:
+                if p in self.cache.by_page:
+                    self.cache.protect(p, True)
+            self.translator_stats_mixed = getattr(self, "translator_stats_mixed", 0) + 1
+            self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)
+            return
+        frag, index = self._where(eip)
+        insn = frag.block.insns[index]
+        icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        self.cache.invalidate(address, address + size)
+        # run the storing instruction alone, so whatever follows is translated afresh
+        self._set_count(icount)
+        self.next_tc = self._translate(insn.address, max_insns=1, cached=False).tc
+
+    def _guest_written(self, start: int, end: int) -> None:
+        """The monitor wrote guest memory (a handler): drop translations of that code."""
+        if self.cache.overlaps_code(start, end):
+            self.cache.invalidate(start, end)
+
+    # --- the result -------------------------------------------------------------------------
+    def _result(self) -> RunResult:
+        mon = self.mon
+        self._sync_in()
+        if self.exact and mon.reason is not Reason.BUDGET and mon.fault_info is None \
+                and mon.reason is not Reason.EXIT and mon.reason is not Reason.HALT:
+            mon.icount = self.counted()
+        t = self.translator
+        stats = {
+            "blocks_translated": t.blocks, "guest_bytes_translated": t.guest_bytes,
+            "host_bytes": t.host_bytes, "ident_instructions": t.ident,
+            "rewritten_instructions": t.rewritten,
+            "keystone_calls": self.templates.keystone_calls,
+            "translate_seconds": round(self.translate_seconds, 6),
+            "chained_exits": self.cache.stats["chained"],
+            "unchained_exits": self.cache.stats["unchained"],
+            "indirect_hits": self._read_slot("hits"), "indirect_misses": self.misses,
+            "callouts": dict(self.callouts),
+            "invalidations": self.cache.stats["invalidations"],
+            "invalidated_fragments": self.cache.stats["invalidated_fragments"],
+            "mixed_page_stores": getattr(self, "translator_stats_mixed", 0),
+            "flushes": self.cache.stats["flushes"],
+        }
+        return mon.result(mon.vcpu, mon.guest_eflags(), mon.icount if self.exact else None,
+                          stats)

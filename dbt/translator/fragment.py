@@ -1,0 +1,67 @@
+"""What the translator produces: fragments of host code and the sites in them."""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from dataclasses import dataclass, field
+
+from dbt.scanner import Block, Insn
+
+
+class SiteKind(enum.Enum):
+    CALLOUT = "callout"  # a sensitive instruction emulated by the monitor's handler
+    EXIT = "exit"  # a direct branch leaving the fragment, not yet chained
+    BUDGET = "budget"  # the instruction-budget chunk ran out (or the monitor asked for an exit)
+    FAULT = "fault"  # the block starts with bytes that fault (#UD, #PF)
+    MISS = "miss"  # the indirect-branch lookup missed (the shared routine)
+
+
+@dataclass(eq=False)
+class Site:
+    """A trap into the monitor: an ``int3`` whose following address identifies it."""
+
+    kind: SiteKind
+    fragment: Fragment | None
+    index: int = 0  # which guest instruction of the block (for exact counting)
+    insn: Insn | None = None
+    target: int | None = None  # EXIT: guest pc the branch goes to
+    key: int = 0  # host address just after the int3: what unicorn reports
+    resume: int = 0  # host address where translated code goes on when the insn falls through
+    jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at the target fragment
+    stub: int = 0  # EXIT: the stub that jump goes to until then
+
+
+@dataclass(eq=False)
+class Fragment:
+    """The translation of one guest block, placed in the code cache."""
+
+    guest_pc: int
+    block: Block
+    tc: int  # address of the first host byte (the entry)
+    code: bytes
+    ninsns: int  # guest instructions counted by the prologue
+    counted: bool  # has a counting prologue (exact clock)
+    starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
+    sites: list[Site] = field(default_factory=list)
+    exits: list[Site] = field(default_factory=list)
+    scratch: list[tuple[int, int]] = field(default_factory=list)  # ranges with ecx/edx saved
+    sp_saved: list[tuple[int, int]] = field(default_factory=list)  # ranges with esp moved away
+    sanctioned: set[int] = field(default_factory=set)  # host addresses allowed to be sensitive
+    incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
+    valid: bool = True
+
+    @property
+    def tc_end(self) -> int:
+        return self.tc + len(self.code)
+
+    @property
+    def guest_end(self) -> int:
+        return self.block.end
+
+    def insn_index_at(self, host: int) -> int:
+        """Index of the guest instruction whose translation contains host address ``host``."""
+        return max(0, bisect.bisect_right(self.starts, host) - 1)
+
+    def in_ranges(self, host: int, ranges: list[tuple[int, int]]) -> bool:
+        return any(a <= host < b for a, b in ranges)

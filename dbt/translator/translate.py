@@ -1,0 +1,322 @@
+"""Block translation: one scanned guest block -> one fragment of host code.
+
+Per instruction, by the ISA table's action:
+
+- ``ident``: the bytes are copied unchanged; in 64-bit mode a RIP-relative
+  displacement is re-aimed at the same guest address from the new location.
+- ``inline``: ``cli``, ``sti``, ``pushf`` and ``popf`` become templates that work on
+  the virtual flags in the vCPU area (CPL 0, 32/64-bit operand size; other forms
+  take the callout path).
+- ``callout``/``unsupported``: ``int3; jmp [jump_slot]`` - the monitor runs the
+  instruction's handler and says where translated code goes on.
+- ``branch``: direct jumps and calls leave through exit stubs that the code
+  cache later chains to their targets; ``call`` pushes the *guest* return
+  address; ``ret``, ``jmp r/m`` and ``call r/m`` go through the inline
+  indirect-branch lookup.
+
+In the exact clock every fragment starts with a prologue that takes its
+instruction count from the budget chunk and leaves to the monitor when the
+chunk is spent (see :mod:`dbt.translator.templates`).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from dbt.cache.layout import Layout
+from dbt.errors import TranslationError
+from dbt.isa import Action
+from dbt.scanner import Block, Decoder, Insn
+from dbt.translator.fragment import Fragment, Site, SiteKind
+from dbt.translator.templates import (INT3, Templates, jcc_rel32, jecxz_rel8, jmp_rel32)
+
+_LEGACY_PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
+_LOOPS = {"loop", "loope", "loopne", "jecxz", "jcxz", "jrcxz"}
+_STRING_OPCODES = frozenset({0xA4, 0xA5, 0xA6, 0xA7, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF})
+
+
+def split_prefixes(raw: bytes, bits: int) -> tuple[bytes, int | None, int]:
+    """(legacy prefixes, REX byte or None, offset of the opcode)."""
+    i = 0
+    while i < len(raw) and raw[i] in _LEGACY_PREFIXES:
+        i += 1
+    rex = None
+    if bits == 64 and i < len(raw) and 0x40 <= raw[i] <= 0x4F:
+        rex = raw[i]
+        i += 1
+    return raw[:i - (1 if rex is not None else 0)], rex, i
+
+
+def _signed64(v: int) -> int:
+    return ((v + 2**63) % 2**64) - 2**63
+
+
+def retarget(jump: bytes, at: int, target: int) -> bytes:
+    """A jmp rel32 (E9) or jcc rel32 (0F 8x) at ``at``, aimed at ``target`` (6 bytes in, 6 out)."""
+    if jump[0] == 0x0F:
+        return jcc_rel32(jump[1] & 0xF, at, target)
+    return jmp_rel32(at, target) + jump[5:6]
+
+
+class Emitter:
+    """Host code being built at a known address, with sites and sanctioned addresses."""
+
+    def __init__(self, at: int):
+        self.at = at
+        self.buf = bytearray()
+
+    @property
+    def here(self) -> int:
+        return self.at + len(self.buf)
+
+    def emit(self, code: bytes) -> int:
+        start = self.here
+        self.buf += code
+        return start
+
+
+class Translator:
+    def __init__(self, layout: Layout, templates: Templates, decoder: Decoder, exact: bool):
+        self.layout = layout
+        self.t = templates
+        self.decoder = decoder
+        self.bits = layout.bits
+        self.exact = exact
+        self.blocks = 0
+        self.guest_bytes = 0
+        self.host_bytes = 0
+        self.ident = 0
+        self.rewritten = 0
+        # addresses (offsets) of the sensitive instructions each template is allowed to hold
+        self._sanctioned = {"pushf": (0,), "popf": (self._popfd_offset(),)}
+
+    def _popfd_offset(self) -> int:
+        code = self.t["popf"].code
+        for addr, size, mnemonic, _ in self.decoder.disasm(code, 0):
+            if mnemonic.startswith("popf"):
+                return addr
+        raise TranslationError("popf template has no popf")
+
+    # --- the block --------------------------------------------------------------------------
+    def translate(self, block: Block, at: int) -> Fragment:
+        e = Emitter(at)
+        frag = Fragment(block.pc, block, at, b"", len(block.insns), self.exact)
+        if block.fault:
+            frag.ninsns, frag.counted = 0, False
+            self._site(e, frag, Site(SiteKind.FAULT, frag), jump=False)
+            return self._done(e, frag)
+        if self.exact:
+            self._prologue(e, frag)
+        last = len(block.insns) - 1
+        branched = False
+        for idx, insn in enumerate(block.insns):
+            frag.starts.append(e.here)
+            action = insn.rule.action
+            if action is Action.IDENT:
+                if self.exact and self._is_rep_string(insn):
+                    self._rep_string(e, frag, insn)
+                else:
+                    self._ident(e, insn)
+            elif action is Action.INLINE and self._inline(e, frag, insn):
+                pass
+            elif action is Action.BRANCH and idx == last:
+                self._branch(e, frag, idx, insn)
+                branched = True
+            else:
+                self._site(e, frag, Site(SiteKind.CALLOUT, frag, idx, insn))
+        if not branched:
+            self._exit(e, frag, len(block.insns) - 1, block.end)
+        self._place_exit_stubs(e, frag)
+        return self._done(e, frag)
+
+    def _done(self, e: Emitter, frag: Fragment) -> Fragment:
+        frag.code = bytes(e.buf)
+        self.blocks += 1
+        self.guest_bytes += frag.block.guest_bytes
+        self.host_bytes += len(frag.code)
+        return frag
+
+    # --- pieces -----------------------------------------------------------------------------
+    def _prologue(self, e: Emitter, frag: Fragment) -> None:
+        e.emit(self.t["count"].fill(-frag.ninsns))
+        restore = self.t["restore_c"].code
+        skip = len(restore) + len(INT3) + len(self.t["jump_slot"].code)
+        e.emit(jecxz_rel8(skip))
+        e.emit(restore)
+        self._site(e, frag, Site(SiteKind.BUDGET, frag))
+        e.emit(restore)
+
+    def _site(self, e: Emitter, frag: Fragment, site: Site, jump: bool = True) -> Site:
+        frag.sanctioned.add(e.here)
+        e.emit(INT3)
+        site.key = e.here
+        if jump:
+            e.emit(self.t["jump_slot"].code)
+        site.resume = e.here
+        frag.sites.append(site)
+        return site
+
+    def _ident(self, e: Emitter, insn: Insn) -> None:
+        self.ident += 1
+        if self.bits == 64 and "rip" in insn.op_str:
+            d = self.decoder.decode(insn.address, insn.raw, detail=True)
+            code = bytearray(insn.raw)
+            old = struct.unpack_from("<i", code, d.disp_offset)[0]
+            new = _signed64(insn.next + old - (e.here + len(code)))
+            if not -2**31 <= new < 2**31:
+                raise TranslationError(f"{insn.address:#x}: RIP-relative operand out of reach "
+                                       "of the code cache")
+            struct.pack_into("<i", code, d.disp_offset, new)
+            e.emit(bytes(code))
+        else:
+            e.emit(insn.raw)
+
+    def _is_rep_string(self, insn: Insn) -> bool:
+        prefixes, _, pos = split_prefixes(insn.raw, self.bits)
+        return bool({0xF2, 0xF3} & set(prefixes)) and insn.raw[pos] in _STRING_OPCODES
+
+    def _rep_string(self, e: Emitter, frag: Fragment, insn: Insn) -> None:
+        """Copy a rep string instruction and charge its extra starts to the budget.
+
+                jecxz done           (count 0: one start, the prologue's)
+                mov [rep_c], rcx
+                rep op               (the guest instruction, unchanged)
+                edx = 1 - iterations
+                jecxz final          (ended on a count of 0 ...)
+                jmp short apply
+        final:  edx -= 1             (... one more start, unless cmps/scas's condition
+                                      stopped it: sete/setne decides, flags-free)
+        apply:  rem += edx
+        done:
+        """
+        prefixes, _, pos = split_prefixes(insn.raw, self.bits)
+        size_prefix = b"\x67" if 0x67 in prefixes else b""
+        op = insn.raw[pos]
+        if op in (0xA6, 0xA7, 0xAE, 0xAF):  # cmps, scas: repe (F3) or repne (F2)
+            last_rep = [p for p in prefixes if p in (0xF2, 0xF3)][-1]
+            final = self.t["rep_final_e" if last_rep == 0xF3 else "rep_final_ne"].code
+        else:
+            final = self.t["rep_final"].code
+        head = self.t["save_rep"].code + insn.raw + self.t["rep_head"].code
+        tail = (size_prefix + jecxz_rel8(2) + bytes([0xEB, len(final)]) + final
+                + self.t["rep_apply"].code)
+        e.emit(size_prefix + jecxz_rel8(len(head) + len(tail)))
+        start = e.emit(head)
+        e.emit(tail)
+        self.rewritten += 1
+        frag.scratch.append((start + len(self.t["save_rep"].code) + insn.size, e.here))
+
+    def _inline(self, e: Emitter, frag: Fragment, insn: Insn) -> bool:
+        """Emit the inline sequence for cli/sti/pushf/popf; False for forms it does not cover."""
+        if 0x66 in split_prefixes(insn.raw, self.bits)[0]:
+            return False  # 16-bit pushf/popf: the callout handles them
+        name = {"cli": "cli", "sti": "sti", "pushf": "pushf", "pushfd": "pushf", "pushfq": "pushf",
+                "popf": "popf", "popfd": "popf", "popfq": "popf"}.get(insn.name)
+        if name is None:
+            return False
+        self.rewritten += 1
+        start = e.emit(self.t[name].code)
+        for off in self._sanctioned.get(name, ()):
+            frag.sanctioned.add(start + off)
+        if name in ("pushf", "popf"):
+            frag.scratch.append((start, e.here))
+        if name == "popf":
+            frag.sp_saved.append((start, e.here))
+        return True
+
+    def _branch(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> None:
+        self.rewritten += 1
+        prefixes, rex, pos = split_prefixes(insn.raw, self.bits)
+        if 0x66 in prefixes:
+            raise TranslationError(f"{insn.address:#x}: 16-bit near branch {insn.mnemonic} "
+                                   "is not supported by the translator")
+        from dbt.scanner.explore import direct_target
+
+        target = direct_target(insn)
+        name = insn.name
+        op = insn.raw[pos]
+        if name in _LOOPS:
+            # loop/jecxz rel8 -> a short hop over the fall-through jump to the taken jump
+            e.emit(prefixes + bytes([op, 5]))
+            self._exit(e, frag, idx, insn.next)
+            self._exit(e, frag, idx, target)
+        elif name == "jmp" and target is not None:
+            self._exit(e, frag, idx, target)
+        elif name == "call" and target is not None:
+            self._push_return(e, insn.next)
+            self._exit(e, frag, idx, target)
+        elif name.startswith("j") and name != "jmp" and target is not None:
+            cc = (insn.raw[pos + 1] if op == 0x0F else op) & 0xF
+            site = self._exit_site(frag, idx, target)
+            site.jump_at = e.here
+            e.emit(jcc_rel32(cc, e.here, e.here))  # aimed at its stub below
+            self._exit(e, frag, idx, insn.next)
+        else:
+            self._indirect(e, frag, insn, prefixes, rex, pos)
+
+    def _push_return(self, e: Emitter, ret: int) -> None:
+        if self.bits == 32 or ret < 2**31:
+            e.emit(self.t["push_imm"].fill(ret))
+        else:
+            e.emit(self.t["push_imm64"].fill(ret, ret >> 32))
+
+    def _indirect(self, e: Emitter, frag: Fragment, insn: Insn, prefixes: bytes,
+                  rex: int | None, pos: int) -> None:
+        start = e.emit(self.t["save_cd"].code)
+        if insn.name == "ret":
+            e.emit(self.t["pop_target"].code)
+            if insn.op_str:
+                e.emit(self.t["drop"].fill(int(insn.op_str, 0)))
+        elif insn.name in ("jmp", "call") and insn.raw[pos] == 0xFF:
+            e.emit(self._load_target(e.here, insn, prefixes, rex, pos))
+            if insn.name == "call":
+                self._push_return(e, insn.next)
+        else:
+            raise TranslationError(f"{insn.address:#x}: cannot translate branch "
+                                   f"{insn.mnemonic} {insn.op_str}")
+        lookup = self.t["lookup"].code
+        e.emit(lookup)
+        miss = self.t["restore_cd"].code
+        e.emit(jecxz_rel8(len(miss) + 5))
+        e.emit(miss)
+        frag.scratch.append((start, e.here))
+        e.emit(jmp_rel32(e.here, self.layout.cache))  # the shared miss routine
+        e.emit(self.t["lookup_hit"].code)
+
+    def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,
+                     pos: int) -> bytes:
+        """``jmp/call r/m`` (FF /4, FF /2) -> ``mov edx/rdx, r/m`` (8B /r, reg = edx)."""
+        raw = insn.raw
+        modrm = raw[pos + 1]
+        head = bytearray(prefixes)
+        if self.bits == 64:
+            head.append(((rex or 0x40) | 0x08) & ~0x04)  # REX.W, REX.R clear (edx)
+        head += bytes([0x8B, (modrm & 0xC7) | (2 << 3)])
+        code = bytes(head) + raw[pos + 2:]
+        if self.bits == 64 and modrm & 0xC7 == 0x05:  # RIP-relative: re-aim the displacement
+            off = len(head)
+            old = struct.unpack_from("<i", raw, pos + 2)[0]
+            new = _signed64(insn.next + old - (at + len(code)))
+            if not -2**31 <= new < 2**31:
+                raise TranslationError(f"{insn.address:#x}: RIP-relative branch operand out of "
+                                       "reach of the code cache")
+            code = code[:off] + struct.pack("<i", new) + code[off + 4:]
+        return code
+
+    def _exit_site(self, frag: Fragment, idx: int, target: int) -> Site:
+        site = Site(SiteKind.EXIT, frag, idx, frag.block.insns[idx], target=target)
+        frag.exits.append(site)
+        return site
+
+    def _exit(self, e: Emitter, frag: Fragment, idx: int, target: int) -> None:
+        """A jmp rel32 to the exit stub for ``target`` (placed after the body)."""
+        site = self._exit_site(frag, idx, target)
+        site.jump_at = e.here
+        e.emit(jmp_rel32(e.here, e.here))
+
+    def _place_exit_stubs(self, e: Emitter, frag: Fragment) -> None:
+        for site in frag.exits:
+            site.stub = e.here
+            self._site(e, frag, site)
+            off = site.jump_at - e.at
+            e.buf[off:off + 6] = retarget(bytes(e.buf[off:off + 6]), site.jump_at, site.stub)

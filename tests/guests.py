@@ -1,0 +1,66 @@
+"""The guest programs of the differential test, with what each must print and how it ends.
+
+Assembly guests carry their expectation in header comments:
+``; expect-exit: N`` or ``; expect-halt``, and ``; expect-serial: TEXT`` (with ``\\n``).
+C guests self-check: they exit with code 0 on success, and they are built for
+both architectures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUEST_DIR = ROOT / "guests"
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    path: Path
+    arch: str | None  # for C guests: the architecture to build for
+    reason: str
+    exit_code: int | None
+    serial: bytes | None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _asm_guest(path: Path) -> Guest:
+    text = path.read_text()
+    m_exit = re.search(r"^;\s*expect-exit:\s*(\d+)", text, re.M)
+    m_serial = re.search(r"^;\s*expect-serial:\s?(.*)$", text, re.M)
+    halt = re.search(r"^;\s*expect-halt", text, re.M)
+    fault = re.search(r"^;\s*expect-fault", text, re.M)
+    serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
+        if m_serial else None
+    reason = "exit" if m_exit else "halt" if halt else "fault" if fault else "exit"
+    return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial)
+
+
+def _c_guest(path: Path, arch: str) -> Guest:
+    text = path.read_text()
+    m_serial = re.search(r"expect-serial:\s?(.*?)\s*\*/", text)
+    serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
+        if m_serial else None
+    return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial)
+
+
+def all_guests() -> list[Guest]:
+    guests = [_asm_guest(p) for p in sorted((GUEST_DIR / "asm").glob("*.s"))]
+    guests.append(_asm_guest(ROOT / "examples" / "hello.s"))
+    for p in sorted((GUEST_DIR / "c").glob("*.c")):
+        guests += [_c_guest(p, "x86_32"), _c_guest(p, "x86_64")]
+    return guests
+
+
+def guest_file(guest: Guest, tmp_dir: Path) -> Path:
+    """The loadable file of a guest (C guests are compiled, cached across runs)."""
+    if guest.arch is None:
+        return guest.path
+    from dbt.toolchain import build_c
+
+    return build_c(guest.path, guest.arch)

@@ -1,0 +1,64 @@
+"""The oracle: every guest under every engine gives the same guest-visible result.
+
+Compared: serial output, reason, exit code, instruction count, final registers,
+system state (control registers, descriptor tables, selectors) and guest memory.
+Each guest's expected output and ending are checked too, so the engines cannot
+agree on a wrong answer. New engines join by registering in ``dbt.engines``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dbt.engines import engine_names, run_guest
+from dbt.loader import load
+from dbt.monitor.monitor import RunConfig
+from guests import Guest, all_guests, guest_file
+
+GUESTS = all_guests()
+
+
+def first_difference(a: bytes, b: bytes) -> str:
+    for i in range(0, min(len(a), len(b)), 4096):
+        if a[i:i + 4096] != b[i:i + 4096]:
+            j = next(k for k in range(i, i + 4096) if a[k] != b[k])
+            return f"first differing byte at {j:#x}: {a[j]:#04x} vs {b[j]:#04x}"
+    return "lengths differ"
+
+
+@pytest.fixture(scope="module")
+def results_cache():
+    return {}
+
+
+def run_all(guest: Guest, tmp_path_factory, cache) -> dict:
+    if guest.name not in cache:
+        path = guest_file(guest, tmp_path_factory.mktemp("guest"))
+        image = load(str(path))
+        cache[guest.name] = {e: run_guest(image, e, RunConfig(max_insns=50_000_000, keep_ram=True))
+                             for e in engine_names()}
+    return cache[guest.name]
+
+
+@pytest.mark.parametrize("guest", GUESTS, ids=str)
+def test_guest_does_what_it_should(guest: Guest, tmp_path_factory, results_cache):
+    r = run_all(guest, tmp_path_factory, results_cache)["interp"]
+    assert r.reason.value == guest.reason, r.fault and r.fault.describe()
+    if guest.exit_code is not None:
+        assert r.exit_code == guest.exit_code, r.serial
+    if guest.serial is not None:
+        assert r.serial == guest.serial
+
+
+@pytest.mark.parametrize("guest", GUESTS, ids=str)
+@pytest.mark.parametrize("engine", [e for e in engine_names() if e != "interp"])
+def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, results_cache):
+    results = run_all(guest, tmp_path_factory, results_cache)
+    ref, r = results["interp"], results[engine]
+    assert r.serial == ref.serial
+    assert (r.reason, r.exit_code) == (ref.reason, ref.exit_code)
+    assert r.fault == ref.fault
+    assert r.guest_instructions == ref.guest_instructions
+    assert r.registers == ref.registers
+    assert r.system == ref.system
+    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
