@@ -24,6 +24,7 @@ class Guest:
     reason: str
     exit_code: int | None
     serial: bytes | None
+    count_skew: tuple[tuple[str, int], ...] = ()  # (engine, instructions more than interp)
 
     def __str__(self) -> str:
         return self.name
@@ -38,7 +39,10 @@ def _asm_guest(path: Path) -> Guest:
     serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
         if m_serial else None
     reason = "exit" if m_exit else "halt" if halt else "fault" if fault else "exit"
-    return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial)
+    skew = tuple((m.group(1), int(m.group(2)))
+                 for m in re.finditer(r"^;\s*count-skew:\s*(\w+)\s*([+-]\d+)", text, re.M))
+    return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial,
+                 skew)
 
 
 def _c_guest(path: Path, arch: str) -> Guest:

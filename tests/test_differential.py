@@ -35,8 +35,8 @@ def run_all(guest: Guest, tmp_path_factory, cache) -> dict:
     if guest.name not in cache:
         path = guest_file(guest, tmp_path_factory.mktemp("guest"))
         image = load(str(path))
-        cache[guest.name] = {e: run_guest(image, e, RunConfig(max_insns=50_000_000, keep_ram=True))
-                             for e in engine_names()}
+        config = RunConfig(max_insns=50_000_000, keep_ram=True, validate=True)
+        cache[guest.name] = {e: run_guest(image, e, config) for e in engine_names()}
     return cache[guest.name]
 
 
@@ -58,7 +58,8 @@ def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, 
     assert r.serial == ref.serial
     assert (r.reason, r.exit_code) == (ref.reason, ref.exit_code)
     assert r.fault == ref.fault
-    assert r.guest_instructions == ref.guest_instructions
+    skew = dict(guest.count_skew).get(engine, 0)  # a documented counting artefact
+    assert r.guest_instructions == ref.guest_instructions + skew
     assert r.registers == ref.registers
     assert r.system == ref.system
     assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)

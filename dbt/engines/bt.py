@@ -328,8 +328,10 @@ class Bt:
         address, size = self.write_fault
         eip = mon.uc.reg_read(mon.machine.pc_reg)
         if address >= mon.machine.ram_size:  # the code cache or the lookup table
+            # the guest must not learn the monitor's memory exists: fault as the
+            # other engines do on a store past guest RAM
             self.bad_address = address
-            self._guest_fault(UcError(C.UC_ERR_WRITE_PROT))
+            self._guest_fault(UcError(C.UC_ERR_WRITE_UNMAPPED))
             return
         if not self.cache.overlaps_code(address, address + size):
             # data beside code on the page: let this one store through, keep the protection

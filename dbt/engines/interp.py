@@ -45,18 +45,23 @@ class Interp:
             if insn is None:
                 self._undecodable(pc, window)
             elif insn.rule.action in _NATIVE:
-                self._execute(pc)
+                self._execute(pc, insn.rule.action is Action.BRANCH or insn.rep)
             else:
                 self._emulate(pc, window)
         return mon.result(mon.vcpu, mon.guest_eflags(), mon.icount, {"dispatches": mon.icount})
 
-    def _execute(self, pc: int) -> None:
+    def _execute(self, pc: int, may_stay: bool) -> None:
         """Run one innocuous instruction on the CPU."""
         watch, mon = self.watch, self.mon
         watch.reset()
         err = None
         try:
             mon.uc.emu_start(pc, 0, count=1)
+            if not may_stay and mon.machine.pc == pc and watch.vector is None:
+                # A store into its own translation block: unicorn invalidates the
+                # block and restarts the store in a one-instruction block, so its
+                # count hook fires twice and count=1 stops before the store is done.
+                mon.uc.emu_start(pc, 0, count=2)
         except UcError as e:
             err = e
         if err is not None or watch.vector is not None:
