@@ -137,6 +137,23 @@ class CodeCache:
         target.incoming.add(site.key)
         self.stats["chained"] += 1
 
+    def predict(self, site: Site, target: Fragment) -> None:
+        """Fill an indirect branch's inline cache with its first target (a direct link)."""
+        if site.predicted is not None or not site.fragment.valid or not target.valid \
+                or not 0 <= target.guest_pc < 2**31:
+            return
+        self._set_prediction(site, target.guest_pc, target.tc)
+        target.incoming.add(site.key)
+        self.stats["predicted"] = self.stats.get("predicted", 0) + 1
+
+    def _set_prediction(self, site: Site, pc: int | None, tc: int) -> None:
+        site.predicted = pc
+        value = pc or 0
+        self.uc.mem_write(self._phys(site.pred_at), struct.pack("<I", (-value) & 0xFFFFFFFF))
+        self.uc.mem_write(self._phys(site.undo_at), struct.pack("<I", value))
+        self.uc.ctl_remove_cache(site.pred_at, site.undo_at + 4)
+        self._patch_jump(site.jump_at, tc)
+
     def _patch_jump(self, at: int, target: int) -> None:
         phys = self._phys(at)
         old = bytes(self.uc.mem_read(phys, 6))
@@ -174,7 +191,10 @@ class CodeCache:
         for key in f.incoming:  # unchain: send each incoming jump back to its stub
             site = self.sites.get(key)
             if site and site.fragment and site.fragment.valid:
-                self._patch_jump(site.jump_at, site.stub)
+                if site.kind is SiteKind.MISS:
+                    self._set_prediction(site, None, site.stub)
+                else:
+                    self._patch_jump(site.jump_at, site.stub)
                 self.stats["unchained"] += 1
         f.incoming.clear()
         for page in range(f.block.pc & ~(PAGE - 1), max(f.block.end, f.block.pc + 1), PAGE):

@@ -196,7 +196,11 @@ class Bt:
             return target.tc
         if kind is SiteKind.MISS:
             self.misses += 1
-            return self._enter(self._read_slot("target") & self.mon.mask)
+            target = self.cache.lookup(self._read_slot("target") & self.mon.mask) or \
+                self._translate(self._read_slot("target") & self.mon.mask)
+            if site.fragment is not None:
+                self.cache.predict(site, target)
+            return target.tc
         if kind is SiteKind.BUDGET:
             return self._budget(site.fragment)
         # FAULT: the block starts with bytes that cannot run
@@ -285,18 +289,9 @@ class Bt:
         frag = self.cache.fragment_at(eip)
         if frag is None:
             raise TranslationError(f"control left the code cache at {eip:#x}")
-        uc = self.mon.uc
-        if frag.in_ranges(eip, frag.scratch):
-            uc.reg_write(self.mon.machine.pc_reg, eip)  # (pc is set again by the caller)
-            for name in ("save_c", "save_d"):
-                reg = {"save_c": "rcx", "save_d": "rdx"}[name] if self.mon.bits == 64 else \
-                    {"save_c": "ecx", "save_d": "edx"}[name]
-                self.mon.set_reg(reg, self._read_slot(name) & self.mon.mask)
-        if frag.in_ranges(eip, frag.sp_saved):
-            sp = self._read_slot("save_sp") & self.mon.mask
-            if self.layout.vcpu <= self.mon.uc.reg_read(self.mon.machine.sp_reg) < \
-                    self.layout.vcpu + 0x1000:
-                uc.reg_write(self.mon.machine.sp_reg, sp)
+        if frag.in_ranges(eip, frag.scratch):  # ecx was saved and may hold a branch target
+            self.mon.set_reg("rcx" if self.mon.bits == 64 else "ecx",
+                             self._read_slot("save_c") & self.mon.mask)
         return frag, frag.insn_index_at(eip)
 
     def _guest_fault(self, err: UcError | None) -> None:

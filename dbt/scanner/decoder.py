@@ -60,7 +60,8 @@ class Insn:
 
     @property
     def rep(self) -> bool:
-        return any(p in (0xF2, 0xF3) for p in self.prefixes)
+        """A rep/repe/repne string instruction (capstone prints the prefix in the mnemonic)."""
+        return self.mnemonic.startswith("rep")
 
 
 _SEG_NAMES = {X.X86_REG_CS: "cs", X.X86_REG_DS: "ds", X.X86_REG_ES: "es",

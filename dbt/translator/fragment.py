@@ -28,8 +28,11 @@ class Site:
     target: int | None = None  # EXIT: guest pc the branch goes to
     key: int = 0  # host address just after the int3: what unicorn reports
     resume: int = 0  # host address where translated code goes on when the insn falls through
-    jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at the target fragment
-    stub: int = 0  # EXIT: the stub that jump goes to until then
+    jump_at: int = 0  # EXIT/MISS: the jmp/jcc rel32 that chaining points at a fragment
+    stub: int = 0  # EXIT/MISS: where that jump goes until then (and after unchaining)
+    pred_at: int = 0  # MISS: the inline cache's predicted target (imm32, stored negated)
+    undo_at: int = 0  # MISS: the same prediction, stored positive
+    predicted: int | None = None  # MISS: the guest pc the inline cache holds
 
 
 @dataclass(eq=False)
@@ -45,8 +48,8 @@ class Fragment:
     starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
-    scratch: list[tuple[int, int]] = field(default_factory=list)  # ranges with ecx/edx saved
-    sp_saved: list[tuple[int, int]] = field(default_factory=list)  # ranges with esp moved away
+    scratch: list[tuple[int, int]] = field(default_factory=list)  # may fault with ecx saved
+    predictions: list = field(default_factory=list)  # (site, jump to its trap), while building
     sanctioned: set[int] = field(default_factory=set)  # host addresses allowed to be sensitive
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
     valid: bool = True

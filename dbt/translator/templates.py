@@ -91,7 +91,15 @@ TEXT = {
         "mov ecx, dword ptr [{save_c}]; mov edx, dword ptr [{save_d}]",
         "mov ecx, dword ptr [{rem}]; lea ecx, [rcx + rdx]; mov dword ptr [{rem}], ecx;"
         "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
-    "pop_target": ("pop edx", "pop rdx"),
+    "save_c": ("mov dword ptr [{save_c}], ecx", "mov qword ptr [{save_c}], rcx"),
+    "pop_target": ("pop ecx", "pop rcx"),
+    # inline cache of an indirect branch: ecx = target - predicted (patched), and back
+    "predict": ("lea ecx, [ecx + S1]", "lea rcx, [rcx + S1]"),
+    "to_lookup": ("mov dword ptr [{save_d}], edx; mov edx, ecx",
+                  "mov qword ptr [{save_d}], rdx; mov rdx, rcx"),
+    # entered when the target equalled the (initial) prediction: rebuild it
+    "predicted_cold": ("mov dword ptr [{save_c}], ecx; mov ecx, S1",
+                       "mov qword ptr [{save_c}], rcx; mov ecx, S1"),
     "push_imm": ("push S1", "push S1"),
     "push_imm64": (None, "lea rsp, [rsp - 8]; mov dword ptr [rsp], S1; mov dword ptr [rsp + 4], S2"),
     "drop": ("lea esp, [esp + S1]", "lea rsp, [rsp + S1]"),

@@ -127,6 +127,7 @@ class Translator:
         if not branched:
             self._exit(e, frag, len(block.insns) - 1, block.end)
         self._place_exit_stubs(e, frag)
+        self._place_predictions(e, frag)
         return self._done(e, frag)
 
     def _done(self, e: Emitter, frag: Fragment) -> Fragment:
@@ -204,7 +205,6 @@ class Translator:
         start = e.emit(head)
         e.emit(tail)
         self.rewritten += 1
-        frag.scratch.append((start + len(self.t["save_rep"].code) + insn.size, e.here))
 
     def _inline(self, e: Emitter, frag: Fragment, insn: Insn) -> bool:
         """Emit the inline sequence for cli/sti/pushf/popf; False for forms it does not cover."""
@@ -218,10 +218,8 @@ class Translator:
         start = e.emit(self.t[name].code)
         for off in self._sanctioned.get(name, ()):
             frag.sanctioned.add(start + off)
-        if name in ("pushf", "popf"):
-            frag.scratch.append((start, e.here))
-        if name == "popf":
-            frag.sp_saved.append((start, e.here))
+        if name == "popf":  # its first load from the stack may fault, ecx saved
+            frag.scratch.append((start + len(self.t["save_c"].code), e.here))
         return True
 
     def _branch(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> None:
@@ -252,7 +250,7 @@ class Translator:
             e.emit(jcc_rel32(cc, e.here, e.here))  # aimed at its stub below
             self._exit(e, frag, idx, insn.next)
         else:
-            self._indirect(e, frag, insn, prefixes, rex, pos)
+            self._indirect(e, frag, idx, insn, prefixes, rex, pos)
 
     def _push_return(self, e: Emitter, ret: int) -> None:
         if self.bits == 32 or ret < 2**31:
@@ -260,9 +258,23 @@ class Translator:
         else:
             e.emit(self.t["push_imm64"].fill(ret, ret >> 32))
 
-    def _indirect(self, e: Emitter, frag: Fragment, insn: Insn, prefixes: bytes,
+    def _indirect(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, prefixes: bytes,
                   rex: int | None, pos: int) -> None:
-        start = e.emit(self.t["save_cd"].code)
+        """ret / jmp r/m / call r/m: an inline cache, then the lookup table, then the monitor.
+
+                mov [save_c], rcx
+                rcx = target             (pop rcx | mov rcx, r/m; may fault: rcx restored)
+                [push return address]    (call)   [lea rsp, [rsp + n]] (ret n)
+                lea rcx, [rcx - P]       P: the predicted target, patched in on first miss
+                jecxz hit
+                jmp slow                 (out of line, after the exit stubs)
+        hit:    mov rcx, [save_c]; jmp T  T: P's translation (a direct, chainable jump)
+        slow:   lea rcx, [rcx + P]; save rdx; rdx = rcx; lookup table (a hit jumps
+                through jump_slot); on a table miss: restore; int3 (the monitor fills
+                the table and the inline cache)
+        cold:   (T before the first fill) mov [save_c], rcx; rcx = P; jmp slow + undo
+        """
+        start = e.emit(self.t["save_c"].code)
         if insn.name == "ret":
             e.emit(self.t["pop_target"].code)
             if insn.op_str:
@@ -274,24 +286,45 @@ class Translator:
         else:
             raise TranslationError(f"{insn.address:#x}: cannot translate branch "
                                    f"{insn.mnemonic} {insn.op_str}")
-        lookup = self.t["lookup"].code
-        e.emit(lookup)
-        miss = self.t["restore_cd"].code
-        e.emit(jecxz_rel8(len(miss) + 5))
-        e.emit(miss)
-        frag.scratch.append((start, e.here))
-        e.emit(jmp_rel32(e.here, self.layout.cache))  # the shared miss routine
-        e.emit(self.t["lookup_hit"].code)
+        frag.scratch.append((start + len(self.t["save_c"].code), e.here))
+        site = Site(SiteKind.MISS, frag, idx, insn)
+        predict = self.t["predict"]
+        site.pred_at = e.emit(predict.fill(0)) + predict.patches[0]
+        e.emit(jecxz_rel8(5))
+        slow_jump = e.emit(jmp_rel32(e.here, e.here))
+        e.emit(self.t["restore_c"].code)
+        site.jump_at = e.emit(jmp_rel32(e.here, e.here))
+        frag.predictions.append((site, slow_jump))
+
+    def _place_predictions(self, e: Emitter, frag: Fragment) -> None:
+        """The out-of-line slow paths of the inline caches (see :meth:`_indirect`)."""
+        predict = self.t["predict"]
+        for site, slow_jump in frag.predictions:
+            slow = e.here
+            site.undo_at = e.emit(predict.fill(0)) + predict.patches[0]
+            after_undo = e.emit(self.t["to_lookup"].code)
+            e.emit(self.t["lookup"].code)
+            miss = self.t["restore_cd"].code
+            e.emit(jecxz_rel8(len(miss) + 5))
+            e.emit(miss)
+            miss_jump = e.emit(jmp_rel32(e.here, e.here))
+            e.emit(self.t["lookup_hit"].code)
+            site.stub = e.emit(self.t["predicted_cold"].fill(0))
+            e.emit(jmp_rel32(e.here, after_undo))
+            trap = e.here
+            self._site(e, frag, site)
+            for at, to in ((slow_jump, slow), (miss_jump, trap), (site.jump_at, site.stub)):
+                e.buf[at - e.at:at - e.at + 5] = jmp_rel32(at, to)
 
     def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,
                      pos: int) -> bytes:
-        """``jmp/call r/m`` (FF /4, FF /2) -> ``mov edx/rdx, r/m`` (8B /r, reg = edx)."""
+        """``jmp/call r/m`` (FF /4, FF /2) -> ``mov ecx/rcx, r/m`` (8B /r, reg = ecx)."""
         raw = insn.raw
         modrm = raw[pos + 1]
         head = bytearray(prefixes)
         if self.bits == 64:
-            head.append(((rex or 0x40) | 0x08) & ~0x04)  # REX.W, REX.R clear (edx)
-        head += bytes([0x8B, (modrm & 0xC7) | (2 << 3)])
+            head.append(((rex or 0x40) | 0x08) & ~0x04)  # REX.W, REX.R clear (ecx)
+        head += bytes([0x8B, (modrm & 0xC7) | (1 << 3)])
         code = bytes(head) + raw[pos + 2:]
         if self.bits == 64 and modrm & 0xC7 == 0x05:  # RIP-relative: re-aim the displacement
             off = len(head)
