@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import struct
 
-from unicorn import UC_PROT_READ, UC_PROT_WRITE
+from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_READ, UC_PROT_WRITE
 
 from dbt.cache.layout import CACHE_SIZE, TABLE_ENTRIES, Layout
 from dbt.errors import CacheFull
@@ -43,6 +43,8 @@ class CodeCache:
         self.stats = {"chained": 0, "unchained": 0, "invalidations": 0, "flushes": 0,
                       "invalidated_fragments": 0}
         self.epoch = 0  # bumped whenever fragments are invalidated or flushed
+        self.hooks: dict[int, int] = {}  # protected guest page -> its write-protection hook
+        self.on_write_prot = None  # set by the engine
         self._reset()
 
     # --- allocation and flushing ----------------------------------------------------------
@@ -207,10 +209,20 @@ class CodeCache:
         self.uc.ctl_remove_cache(f.tc, f.tc_end)
 
     def _protect(self, page: int) -> None:
+        """Write-protect a guest page that holds translated code, with a write-protection
+        hook on that page alone (a hook on all of RAM would slow every store)."""
+        if page in self.hooks:
+            return
         self.uc.mem_protect(page, PAGE, UC_PROT_READ)
+        self.hooks[page] = self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self.on_write_prot, None,
+                                            page, page + PAGE - 1)
 
     def _unprotect(self, page: int) -> None:
+        handle = self.hooks.pop(page, None)
+        if handle is not None:
+            self.uc.hook_del(handle)
         self.uc.mem_protect(page, PAGE, UC_PROT_READ | UC_PROT_WRITE)
 
     def protect(self, page: int, on: bool) -> None:
-        (self._protect if on else self._unprotect)(page)
+        """Let one store through a protected page (on=False), then protect it again."""
+        self.uc.mem_protect(page, PAGE, UC_PROT_READ if on else UC_PROT_READ | UC_PROT_WRITE)

@@ -26,7 +26,7 @@ from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
-from dbt.cache.layout import Layout
+from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import register
 from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, no_idt
 from dbt.errors import CacheFull, TranslationError
@@ -70,12 +70,19 @@ class Bt:
         self.write_fault: tuple[int, int] | None = None
         uc = m.uc
         uc.hook_add(C.UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED
-                    | C.UC_HOOK_MEM_FETCH_UNMAPPED, self._on_unmapped, None,
-                    m.ram_size, (1 << 64) - 1)
-        uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, 0, m.ram_size - 1)
+        # Memory hooks put every access to the addresses they cover on unicorn's slow
+        # path (DESIGN §5), so none covers guest RAM or the vCPU area: unmapped-access
+        # hooks cover what lies outside both, write-protection hooks the code cache and
+        # the lookup table (which translated code never writes) and, one page at a
+        # time, the guest pages that hold translated code (see CodeCache.protect).
         mva = monitor_va(m.bits, MONITOR_BASE)
-        uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, mva, mva + MONITOR_SIZE)
+        vcpu_end = mva + VCPU_OFFSET + VCPU_SIZE
+        for lo, hi in ((m.ram_size, mva - 1), (vcpu_end, (1 << 64) - 1)):
+            uc.hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED
+                        | C.UC_HOOK_MEM_FETCH_UNMAPPED, self._on_unmapped, None, lo, hi)
+        uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, vcpu_end,
+                    mva + MONITOR_SIZE - 1)
+        self.cache.on_write_prot = self._on_write_prot
         mon.on_guest_write = self._guest_written
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
@@ -116,6 +123,7 @@ class Bt:
     # --- the run loop -----------------------------------------------------------------------
     def run(self) -> RunResult:
         mon = self.mon
+        mon.start_clock()
         self.next_tc = self._enter(mon.image.entry)
         while not mon.stopped:
             tc, self.next_tc = self.next_tc, None

@@ -68,6 +68,7 @@ class Hw:
         mon, machine, watch = self.mon, self.mon.machine, self.watch
         exact = mon.config.clock == "exact"
         budget = mon.config.max_insns
+        mon.start_clock()
         while not mon.stopped:
             remaining = budget - mon.icount
             if remaining <= 0:

@@ -35,6 +35,7 @@ class Interp:
     def run(self) -> RunResult:
         mon, machine, decoder = self.mon, self.mon.machine, self.mon.decoder
         budget = mon.config.max_insns
+        mon.start_clock()
         while not mon.stopped:
             if mon.icount >= budget:
                 mon.stop(Reason.BUDGET)

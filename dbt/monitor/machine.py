@@ -74,7 +74,7 @@ def reg_id(name: str) -> int:
 class Machine:
     """A unicorn CPU in 32- or 64-bit mode with guest RAM mapped at physical 0."""
 
-    def __init__(self, bits: int, ram_size: int, exec_ram: bool = True):
+    def __init__(self, bits: int, ram_size: int, exec_ram: bool = True, memory: str = "fast"):
         if ram_size <= 0 or ram_size % PAGE or ram_size > MAX_RAM:
             raise EngineError(f"guest RAM size {ram_size:#x} must be a positive multiple of 4 KiB "
                               f"up to {MAX_RAM // 2**20} MiB")
@@ -92,6 +92,13 @@ class Machine:
         self._uch = ctypes.cast(self.uc._uch, ctypes.c_void_p).value
         self.counter_offset = find_counter_offset()
         self.reset()
+        self.memory = None
+        if memory == "fast":
+            from dbt.monitor.memory import GuestMemory
+
+            self.memory = GuestMemory(self, exec_guest=exec_ram)
+        elif memory != "default":
+            raise EngineError(f"unknown memory mode {memory!r} (fast or default)")
 
     # --- start state --------------------------------------------------------------------
     def reset(self) -> None:

@@ -44,6 +44,7 @@ class RunConfig:
     max_insns: int = DEFAULT_MAX_INSNS
     clock: str = "exact"  # "exact" | "free"
     keep_ram: bool = False
+    memory: str = "fast"  # "fast": the monitor's TLB; "default": unicorn's own mapping
     validate: bool = False  # bt: re-decode every fragment and check it (tests)
 
 
@@ -54,7 +55,7 @@ class Monitor:
         self.engine = engine
         self.config = config
         self.bits = image.arch.bits
-        self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram)
+        self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram, memory=config.memory)
         self.uc = self.machine.uc
         self.machine.load(image.segments)
         self.machine.pc = image.entry
@@ -72,7 +73,7 @@ class Monitor:
         self.stats: dict[str, int] = {}
         self.mask = (1 << self.bits) - 1
         self.regs = REGS64 if self.bits == 64 else REGS32
-        self._t0 = time.perf_counter()
+        self._t0 = self._t_run = time.perf_counter()
 
     # --- stopping -------------------------------------------------------------------------
     @property
@@ -193,8 +194,13 @@ class Monitor:
         return value
 
     # --- the result -------------------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Engines call this as their run loop starts: ``run_seconds`` excludes set-up."""
+        self._t_run = time.perf_counter()
+
     def result(self, vcpu: VCpu, eflags: int, guest_instructions: int | None,
                stats: dict | None = None) -> RunResult:
+        run_seconds = time.perf_counter() - self._t_run
         ram = self.machine.ram()
         registers = {name: self.reg(name) for name in self.regs}
         registers["rip" if self.bits == 64 else "eip"] = self.machine.pc
@@ -205,7 +211,11 @@ class Monitor:
         s = dict(self.stats)
         s.update(stats or {})
         s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
+        s["memory"] = self.config.memory
+        if self.machine.memory:
+            s.update(self.machine.memory.stats())
         s["seconds"] = round(time.perf_counter() - self._t0, 6)
+        s["run_seconds"] = round(run_seconds, 6)
         reason = self.reason or Reason.HALT
         return RunResult(
             engine=self.engine, arch=self.image.arch.value, clock=self.config.clock,
