@@ -62,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instruction budget (default 2e9): the run ends with reason 'budget'")
     r.add_argument("--clock", choices=["exact", "free"], default="exact",
                    help="exact: count every guest instruction (deterministic); free: host time")
+    r.add_argument("--memory", choices=["fast", "default"], default="fast",
+                   help="fast: the monitor's TLB over guest RAM; default: unicorn's own mapping")
+    r.add_argument("--validate", action="store_true",
+                   help="bt: re-decode every fragment and check it holds no unsanctioned "
+                        "sensitive instruction")
+
+    t = sub.add_parser("translate", help="show each guest block beside its bt translation",
+                       description="Translate the blocks reachable from the entry point as the "
+                                   "bt engine would, and print guest and host code side by side.")
+    guest_args(t)
+    t.add_argument("--clock", choices=["exact", "free"], default="exact")
+    t.add_argument("--max-blocks", type=_count, default=10_000, metavar="N")
 
     s = sub.add_parser("scan", help="decode and classify the guest's code, block by block",
                        description="Follow the guest's code from its entry point and print each "
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "scan":
             return cmd_scan(args)
+        if args.command == "translate":
+            return cmd_translate(args)
         raise UsageError(f"unknown command {args.command}")
     except DbtError as e:
         print(f"dbt: error: {e}", file=sys.stderr)
@@ -101,7 +115,8 @@ def cmd_run(args) -> int:
     from dbt.monitor.monitor import DEFAULT_MAX_INSNS, RunConfig
 
     image = load(args.file, args.arch, args.ram)
-    config = RunConfig(max_insns=args.max_insns or DEFAULT_MAX_INSNS, clock=args.clock)
+    config = RunConfig(max_insns=args.max_insns or DEFAULT_MAX_INSNS, clock=args.clock,
+                       memory=args.memory, validate=args.validate)
     result = run_guest(image, args.engine, config, ram_size=args.ram)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
@@ -135,6 +150,26 @@ def cmd_scan(args) -> int:
             r = i.rule
             print(f"  {i.address:#010x}  {i.raw.hex():<24} {i.mnemonic:<10} {i.op_str:<34}"
                   f" {r.klass.value:<10} {r.action.value}")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from dbt.loader import load
+    from dbt.translator.show import translate_image
+
+    image = load(args.file, args.arch, args.ram)
+    rows = translate_image(image, exact=args.clock == "exact", max_blocks=args.max_blocks,
+                           ram_size=args.ram)
+    if args.json:
+        print(json.dumps({"file": args.file, "arch": image.arch.value, "blocks": rows}, indent=1))
+        return 0
+    for b in rows:
+        print(f"block {b['address']:#x}: {len(b['guest'])} guest instructions, "
+              f"{b['guest_bytes']} -> {b['host_bytes']} bytes")
+        for g in b["guest"]:
+            print(f"  guest {g['address']:#010x}  {g['mnemonic']:<10} {g['op_str']:<32} {g['action']}")
+        for h in b["host"]:
+            print(f"    host {h['address']:#010x}  {h['bytes']:<24} {h['text']}")
     return 0
 
 

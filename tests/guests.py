@@ -33,7 +33,7 @@ class Guest:
 def _asm_guest(path: Path) -> Guest:
     text = path.read_text()
     m_exit = re.search(r"^;\s*expect-exit:\s*(\d+)", text, re.M)
-    m_serial = re.search(r"^;\s*expect-serial:\s?(.*)$", text, re.M)
+    m_serial = re.search(r"^;[ \t]*expect-serial:[ \t]?([^\n]*)$", text, re.M)
     halt = re.search(r"^;\s*expect-halt", text, re.M)
     fault = re.search(r"^;\s*expect-fault", text, re.M)
     serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \

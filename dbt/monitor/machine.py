@@ -80,6 +80,7 @@ class Machine:
                               f"up to {MAX_RAM // 2**20} MiB")
         self.bits = bits
         self.ram_size = ram_size
+        self.exec_ram = exec_ram
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64 if bits == 64 else UC_MODE_32)
         self.pc_reg = U.UC_X86_REG_RIP if bits == 64 else U.UC_X86_REG_EIP
         self.sp_reg = U.UC_X86_REG_RSP if bits == 64 else U.UC_X86_REG_ESP

@@ -140,9 +140,12 @@ class Monitor:
             raise GuestException(14, f"write of {len(data)} bytes at {addr:#x} outside guest RAM",
                                  address=addr)
         self.uc.mem_write(addr, data)
-        # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
-        # drop them, or a guest that rewrites code through a handler runs stale code
-        self.uc.ctl_remove_cache(addr, addr + len(data))
+        if self.machine.exec_ram:
+            # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
+            # drop them, or a guest that rewrites code through a handler runs stale code.
+            # (Not under bt: unicorn never runs guest RAM there, and looking the range up
+            # would make the TLB fill refuse an instruction fetch from guest RAM.)
+            self.uc.ctl_remove_cache(addr, addr + len(data))
         if self.on_guest_write:
             self.on_guest_write(addr, addr + len(data))
 

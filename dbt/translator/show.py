@@ -1,0 +1,35 @@
+"""``dbt translate``: guest blocks beside their translations, without running the guest."""
+
+from __future__ import annotations
+
+from dbt.cache.layout import CACHE_SIZE, Layout
+from dbt.loader import Image
+from dbt.monitor.machine import Machine
+from dbt.scanner import Decoder
+from dbt.scanner.explore import explore
+from dbt.translator.templates import Templates
+from dbt.translator.translate import Translator
+
+
+def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
+                    ram_size: int = 64 << 20) -> list[dict]:
+    machine = Machine(image.arch.bits, ram_size, exec_ram=False, memory="default")
+    layout = Layout.map(machine)
+    decoder = Decoder(image.arch.bits)
+    translator = Translator(layout, Templates(layout), decoder, exact)
+    at = layout.cache + 16
+    rows = []
+    for block in explore(image, max_blocks=max_blocks):
+        frag = translator.translate(block, at)
+        at = (frag.tc_end + 15) & ~15
+        if at >= layout.cache + CACHE_SIZE:
+            break
+        host = [{"address": a, "bytes": frag.code[a - frag.tc:a - frag.tc + n].hex(),
+                 "text": f"{m} {o}".strip()} for a, n, m, o in decoder.disasm(frag.code, frag.tc)]
+        rows.append({
+            "address": block.pc, "guest_bytes": block.guest_bytes, "host_bytes": len(frag.code),
+            "guest": [{"address": i.address, "mnemonic": i.mnemonic, "op_str": i.op_str,
+                       "action": i.rule.action.value} for i in block.insns],
+            "host": host,
+        })
+    return rows
