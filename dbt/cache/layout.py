@@ -31,7 +31,7 @@ TABLE_ENTRIES = 1 << 16  # indexed by the low 16 bits of the guest pc
 #: the slow path (60 ns instead of 2.5 ns per block in a measured loop).
 VCPU_SLOTS_AT = 0x5B000
 
-#: slots of the vCPU area, 8 bytes each
+#: slots of the vCPU area, 8 bytes each (rem, vif, viopl adjacent: read together by callouts)
 SLOTS = ("save_c", "save_d", "jump_slot", "rem", "vif", "viopl", "tmp", "save_sp", "target",
          "hits", "pending", "rep_c")
 

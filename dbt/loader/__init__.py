@@ -1,16 +1,22 @@
-"""Loader: guest files -> an :class:`Image` of segments to place in guest RAM.
+"""Loader: guest files to an :class:`Image` of segments to place in guest RAM.
 
-Formats, recognised by content first and extension second:
+Formats, recognised by content first and file name second:
 
-- ELF32 (EM_386) and ELF64 (EM_X86_64) executables, through lief: PT_LOAD
-  segments at their addresses, bss zeroed, the entry point, symbols;
-- PE32 (I386) and PE32+ (AMD64), through lief: headers at the image base, each
-  section at image base + RVA, the entry point;
+- ELF (``\\x7fELF``): ELF32 ``EM_386`` and ELF64 ``EM_X86_64`` static
+  executables, through lief (:mod:`dbt.loader.elf`);
+- PE (``MZ`` with a ``PE\\0\\0`` signature): PE32 I386 and PE32+ AMD64, through
+  lief (:mod:`dbt.loader.pe`);
 - assembly (``.s``, ``.S``, ``.asm``): Intel syntax assembled by keystone at
-  0x100000 (see :mod:`dbt.translator.assembler`);
-- anything else: a raw image loaded at 0x100000 and started there.
+  0x100000, started at the first byte (:mod:`dbt.loader.asm`);
+- anything else (``.bin`` or unknown): a raw image at 0x100000, started there
+  (:mod:`dbt.loader.raw`).
 
-Every failure is a :class:`~dbt.errors.LoadError` naming the file and the problem.
+ELF and PE say their own architecture (an ``arch`` that contradicts them is an
+error); assembly may say it with ``bits 64``; raw images are what ``arch`` says,
+32-bit by default. Every image must fit guest RAM ``[0, ram_size)`` with no
+overlapping segments and its entry point inside one. Every failure is a
+:class:`~dbt.errors.LoadError` whose one-line message names the file and what
+is wrong, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,50 +25,57 @@ import os
 
 from dbt.errors import LoadError
 from dbt.loader.image import (DEFAULT_LOAD_ADDRESS, DEFAULT_RAM_SIZE, Arch, Image, Segment,
-                              check_fits)
+                              check_image, check_ram_size)
 
 __all__ = ["Arch", "DEFAULT_LOAD_ADDRESS", "DEFAULT_RAM_SIZE", "Image", "Segment", "load"]
 
 ASM_SUFFIXES = (".s", ".S", ".asm")
+PE_SUFFIXES = (".exe", ".dll", ".efi", ".sys")  # an MZ file named so must be a PE
 
 
 def load(path: str, arch: str | Arch | None = None, ram_size: int = DEFAULT_RAM_SIZE) -> Image:
-    """Load a guest file for a machine with ``ram_size`` bytes of RAM."""
-    if ram_size <= 0 or ram_size % 4096:
-        raise LoadError(path, f"guest RAM size {ram_size} is not a positive multiple of 4 KiB")
-    want = Arch(arch) if arch is not None else None
+    """Load the guest in ``path`` for a machine with ``ram_size`` bytes of RAM."""
+    path = os.fspath(path)
+    check_ram_size(path, ram_size)
+    want = Arch.parse(arch, path) if arch is not None else None
     data = _read(path)
+    image = _load(path, data, want)
+    if want is not None and want is not image.arch:
+        raise LoadError(path, f"{want.value} was asked for, but the file is {image.format} "
+                              f"for {image.arch.value}")
+    return check_image(image, ram_size)
+
+
+def _load(path: str, data: bytes, want: Arch | None) -> Image:
+    from dbt.loader.pe import pe_offset
+
     if data[:4] == b"\x7fELF":
         from dbt.loader.elf import load_elf
 
-        image = load_elf(path, data)
-    elif data[:2] == b"MZ":
+        return load_elf(path, data)
+    if pe_offset(data) is not None or (data[:2] == b"MZ" and path.lower().endswith(PE_SUFFIXES)):
         from dbt.loader.pe import load_pe
 
-        image = load_pe(path, data)
-    elif path.endswith(ASM_SUFFIXES):
+        return load_pe(path, data)
+    if path.endswith(ASM_SUFFIXES):
         from dbt.loader.asm import load_asm
 
-        return check_fits(load_asm(path, data, want), ram_size)
-    else:
-        arch_ = want or Arch.X86_32
-        image = Image(path, "raw", arch_, DEFAULT_LOAD_ADDRESS,
-                      (Segment(DEFAULT_LOAD_ADDRESS, data, len(data)),))
-        return check_fits(image, ram_size)
-    if want is not None and want is not image.arch:
-        raise LoadError(path, f"--arch {want.value} contradicts the file, which is "
-                              f"{image.format} for {image.arch.value}")
-    return check_fits(image, ram_size)
+        return load_asm(path, data, want)
+    from dbt.loader.raw import load_raw
+
+    return load_raw(path, data, want)
 
 
 def _read(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise LoadError(path, "no such file")
-    if os.path.isdir(path):
-        raise LoadError(path, "is a directory, not a guest file")
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError:
+        raise LoadError(path, "no such file") from None
+    except IsADirectoryError:
+        raise LoadError(path, "is a directory, not a guest file") from None
+    except PermissionError:
+        raise LoadError(path, "permission denied") from None
     except OSError as e:
         raise LoadError(path, f"cannot read: {e.strerror or e}") from None
     if not data:

@@ -33,6 +33,7 @@ from unicorn import x86_const as U
 from dbt.errors import EngineError
 
 PAGE = 4096
+RAM_CHUNK = 1 << 20
 MONITOR_BASE = 0xF000_0000
 MONITOR_SIZE = 0x0100_0000
 MAX_RAM = MONITOR_BASE
@@ -84,13 +85,21 @@ class Machine:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64 if bits == 64 else UC_MODE_32)
         self.pc_reg = U.UC_X86_REG_RIP if bits == 64 else U.UC_X86_REG_EIP
         self.sp_reg = U.UC_X86_REG_RSP if bits == 64 else U.UC_X86_REG_ESP
-        self.uc.mem_map(0, ram_size, UC_PROT_ALL if exec_ram else UC_PROT_READ | UC_PROT_WRITE)
+        # Guest RAM as 1 MiB regions: write-protecting a page (bt's self-modifying-code
+        # check) splits the region that holds it, and unicorn copies the whole region
+        # to do so (88 ms for one 64 MiB region, measured; well under 1 ms for 1 MiB).
+        perms = UC_PROT_ALL if exec_ram else UC_PROT_READ | UC_PROT_WRITE
+        for base in range(0, ram_size, RAM_CHUNK):
+            self.uc.mem_map(base, min(RAM_CHUNK, ram_size - base), perms)
         if bits == 64:
             self.uc.mem_map(PT_BASE, PT_SIZE, UC_PROT_READ)
         # DESIGN §5 trap 5: never let `until` be translated through guest page tables.
         self.uc.ctl_exits_enabled(True)
         self.uc.ctl_set_exits([])
         self._uch = ctypes.cast(self.uc._uch, ctypes.c_void_p).value
+        from dbt.monitor.fastuc import FastRegs
+
+        self.fast = FastRegs(self.uc)
         self.counter_offset = find_counter_offset()
         self.reset()
         self.memory = None
@@ -159,7 +168,10 @@ class Machine:
         """Up to n bytes of guest RAM at a physical address; fewer at the end of RAM, b"" outside."""
         if addr < 0 or addr >= self.ram_size:
             return b""
-        return bytes(self.uc.mem_read(addr, min(n, self.ram_size - addr)))
+        n = min(n, self.ram_size - addr)
+        if n <= 64:
+            return self.fast.mem(addr, n)
+        return bytes(self.uc.mem_read(addr, n))
 
     def ram(self) -> bytes:
         return bytes(self.uc.mem_read(0, self.ram_size))
@@ -171,11 +183,11 @@ class Machine:
     # --- registers --------------------------------------------------------------------------
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(self.pc_reg)
+        return self.fast.read(self.pc_reg)
 
     @pc.setter
     def pc(self, value: int) -> None:
-        self.uc.reg_write(self.pc_reg, value)
+        self.fast.write(self.pc_reg, value)
 
     # --- unicorn's instruction counter (DESIGN §3: hw counts with emu_start(count=)) ---------
     def executed_count(self) -> int:

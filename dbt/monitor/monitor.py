@@ -29,6 +29,11 @@ REGS64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
           "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 
 
+#: registers the fast accessors handle (their natural width, zero-extended)
+_GPR = frozenset(REGS32 + REGS64 + ("eip", "rip", "eflags", "rflags", "ax", "bx", "cx", "dx",
+                                    "si", "di", "bp", "sp", "al", "bl", "cl", "dl"))
+
+
 class GuestException(Exception):
     """Raised by handlers to make the guest take an exception (internal control flow)."""
 
@@ -113,10 +118,14 @@ class Monitor:
 
     # --- registers and memory for handlers --------------------------------------------------
     def reg(self, name: str) -> int:
-        return self.uc.reg_read(reg_id(name))
+        return self.machine.fast.read(reg_id(name)) if name in _GPR else \
+            self.uc.reg_read(reg_id(name))
 
     def set_reg(self, name: str, value: int) -> None:
-        self.uc.reg_write(reg_id(name), value)
+        if name in _GPR:
+            self.machine.fast.write(reg_id(name), value)
+        else:
+            self.uc.reg_write(reg_id(name), value)
 
     def guest_eflags(self) -> int:
         """EFLAGS as the guest sees them: the real arithmetic flags, the virtual IF and IOPL."""
