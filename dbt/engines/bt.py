@@ -28,7 +28,7 @@ from unicorn import x86_const as U
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import register
-from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, no_idt
+from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail, no_idt
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -224,8 +224,7 @@ class Bt:
         self.mon.icount = self.counted()
         self._set_count(self.mon.icount)
         vector = 6 if frag.block.fault == "#UD" else 14
-        window = self.mon.machine.fetch(frag.guest_pc, 4)
-        detail = (f"undecodable bytes {window.hex(' ')}" if vector == 6 else
+        detail = (invalid_detail(self.mon, frag.guest_pc) if vector == 6 else
                   fetch_fault_detail(self.mon.bits, frag.guest_pc))
         self.mon.fault(vector, frag.guest_pc, detail,
                        address=frag.guest_pc if vector == 14 else None)
@@ -329,6 +328,8 @@ class Bt:
             detail = f"page fault at address {address:#x}" if address is not None else ""
         else:
             vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
+            if vector == 6:
+                detail = invalid_detail(mon, insn.address)
             address = self.bad_address
             if address is not None:
                 detail = f"{detail} at {address:#x}"

@@ -93,11 +93,18 @@ class FaultWatch:
             mon.fault(self.vector, self.vector_pc, detail, address=address)
             return
         vector, what = UC_ERRORS.get(err.errno if err else -1, (13, f"unicorn error: {err}"))
+        if vector == 6:
+            what = invalid_detail(mon, pc)
         if self.bad_address is not None:
             what = f"{what} at {self.bad_address:#x}"
         if self.fetch_fault or (err is not None and err.errno == C.UC_ERR_FETCH_UNMAPPED):
             pc = mon.machine.pc  # a fetch fault is reported at the address fetched
         mon.fault(vector, pc, what, address=self.bad_address)
+
+
+def invalid_detail(mon: Monitor, pc: int) -> str:
+    """How an instruction the CPU cannot run is described (the same in every engine)."""
+    return f"invalid instruction (bytes {mon.machine.fetch(pc, 4).hex(' ')})"
 
 
 def fetch_fault_detail(bits: int, address: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from unicorn import UcError
 
 from dbt.engines import register
-from dbt.engines.faults import FaultWatch, fetch_fault_detail, no_idt
+from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail, no_idt
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -94,4 +94,4 @@ class Interp:
         elif not window:
             self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)
         else:
-            self.mon.fault(6, pc, f"undecodable bytes {window[:4].hex(' ')}")
+            self.mon.fault(6, pc, invalid_detail(self.mon, pc))

@@ -16,12 +16,12 @@ from dbt.scanner.decoder import Decoder, Insn
 #: after these the next instruction is not reached by falling through
 _NO_FALLTHROUGH = frozenset({"jmp", "ret", "retf", "retfq", "ljmp", "iret", "iretd", "iretq",
                              "sysret", "sysexit", "ud2", "hlt"})
-_TARGET = re.compile(r"^0x[0-9a-f]+$")
+_TARGET = re.compile(r"^(?:0x[0-9a-f]+|[0-9]+)$")  # capstone prints targets below 10 in decimal
 
 
 def direct_target(insn: Insn) -> int | None:
     """The target of a direct near branch, from capstone's text (it prints absolute targets)."""
-    return int(insn.op_str, 16) if _TARGET.match(insn.op_str) else None
+    return int(insn.op_str, 0) if _TARGET.match(insn.op_str) else None
 
 
 class ImageMemory:

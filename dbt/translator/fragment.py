@@ -50,7 +50,8 @@ class Fragment:
     exits: list[Site] = field(default_factory=list)
     scratch: list[tuple[int, int]] = field(default_factory=list)  # may fault with ecx saved
     predictions: list = field(default_factory=list)  # (site, jump to its trap), while building
-    sanctioned: set[int] = field(default_factory=set)  # host addresses allowed to be sensitive
+    #: host address -> the one sensitive mnemonic allowed there (int3 sites, pushf/popf)
+    sanctioned: dict[int, str] = field(default_factory=dict)
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
     valid: bool = True
 

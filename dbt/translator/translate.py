@@ -88,7 +88,9 @@ class Translator:
         self.ident = 0
         self.rewritten = 0
         # addresses (offsets) of the sensitive instructions each template is allowed to hold
-        self._sanctioned = {"pushf": (0,), "popf": (self._popfd_offset(),)}
+        pushf = "pushfq" if self.bits == 64 else "pushfd"
+        popf = "popfq" if self.bits == 64 else "popfd"
+        self._sanctioned = {"pushf": ((0, pushf),), "popf": ((self._popfd_offset(), popf),)}
 
     def _popfd_offset(self) -> int:
         code = self.t["popf"].code
@@ -148,7 +150,7 @@ class Translator:
         e.emit(restore)
 
     def _site(self, e: Emitter, frag: Fragment, site: Site, jump: bool = True) -> Site:
-        frag.sanctioned.add(e.here)
+        frag.sanctioned[e.here] = "int3"
         e.emit(INT3)
         site.key = e.here
         if jump:
@@ -216,8 +218,8 @@ class Translator:
             return False
         self.rewritten += 1
         start = e.emit(self.t[name].code)
-        for off in self._sanctioned.get(name, ()):
-            frag.sanctioned.add(start + off)
+        for off, mnemonic in self._sanctioned.get(name, ()):
+            frag.sanctioned[start + off] = mnemonic
         if name == "popf":  # its first load from the stack may fault, ecx saved
             frag.scratch.append((start + len(self.t["save_c"].code), e.here))
         return True

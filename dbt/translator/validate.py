@@ -25,7 +25,7 @@ def validate(frag: Fragment, decoder: Decoder, layout: Layout) -> None:
         if insn is None:
             raise TranslationError(f"validator: undecodable host code at {addr:#x} "
                                    f"(fragment for guest {frag.guest_pc:#x})")
-        if insn.rule.sensitive and addr not in frag.sanctioned:
+        if insn.rule.sensitive and frag.sanctioned.get(addr) != insn.mnemonic:
             raise TranslationError(f"validator: {insn.mnemonic} {insn.op_str} at {addr:#x} in the "
                                    f"fragment for guest {frag.guest_pc:#x} is not a sanctioned site")
         target = direct_target(insn) if insn.rule.action.value == "branch" else None
