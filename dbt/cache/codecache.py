@@ -27,6 +27,7 @@ from dbt.translator.templates import INT3
 from dbt.translator.translate import Translator, retarget
 
 PAGE = 4096
+HOT_SIZE = CACHE_SIZE * 3 // 5  # fragments' hot code; the rest holds their cold code
 
 
 class CodeCache:
@@ -51,7 +52,9 @@ class CodeCache:
     def _reset(self) -> None:
         lay = self.layout
         self.ptr = lay.cache
-        self.end = lay.cache + CACHE_SIZE
+        self.end = lay.cache + HOT_SIZE
+        self.cold_ptr = self.end
+        self.cold_end = lay.cache + CACHE_SIZE
         # the shared lookup-miss routine: int3; jmp [jump_slot]
         miss = Site(SiteKind.MISS, None)
         self.uc.mem_write(lay.cache_phys, INT3 + self.translator.t["jump_slot"].code)
@@ -79,7 +82,7 @@ class CodeCache:
         self.placed.clear()
         self.placed_tc.clear()
         self._reset()
-        self.uc.ctl_remove_cache(self.layout.cache, self.end)
+        self.uc.ctl_remove_cache(self.layout.cache, self.layout.cache + CACHE_SIZE)
 
     # --- lookup and translation -------------------------------------------------------------
     def lookup(self, pc: int) -> Fragment | None:
@@ -88,11 +91,14 @@ class CodeCache:
     def place(self, block: Block, cached: bool = True) -> Fragment:
         """Translate a block into the cache; ``cached=False`` for one-off fragments
         (budget tails, single-instruction restarts) that nothing may look up."""
-        frag = self.translator.translate(block, self.ptr)
-        if frag.tc_end > self.end:
+        frag = self.translator.translate(block, self.ptr, self.cold_ptr)
+        if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
         self.uc.mem_write(self._phys(frag.tc), frag.code)
+        if frag.cold_code:
+            self.uc.mem_write(self._phys(frag.cold_tc), frag.cold_code)
         self.ptr = (frag.tc_end + 15) & ~15
+        self.cold_ptr = (frag.cold_end + 15) & ~15
         for site in frag.sites:
             self.sites[site.key] = site
         self.placed.append(frag)
@@ -207,6 +213,8 @@ class CodeCache:
                     del self.by_page[page]
                     self._unprotect(page)
         self.uc.ctl_remove_cache(f.tc, f.tc_end)
+        if f.cold_code:
+            self.uc.ctl_remove_cache(f.cold_tc, f.cold_end)
 
     def _protect(self, page: int) -> None:
         """Write-protect a guest page that holds translated code, with a write-protection

@@ -1,4 +1,4 @@
-"""Assembly guests: Intel-syntax source assembled by keystone at 0x100000, started at its first byte.
+"""Assembly guests: Intel syntax assembled by keystone at 0x100000, started at the first byte.
 
 The file is UTF-8 text. The entry point is the first byte of the output (the
 first instruction or datum), whatever the labels are called: ``_start`` is not

@@ -1,4 +1,4 @@
-"""What a loaded guest is: its architecture, entry point and segments, and the checks every image passes."""
+"""A loaded guest (architecture, entry point, segments) and the checks every image passes."""
 
 from __future__ import annotations
 
@@ -47,14 +47,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class Image:
-    """A guest ready to be placed in RAM: the monitor writes the segments and starts at ``entry``."""
+    """A guest ready for RAM: the monitor writes the segments and starts at ``entry``."""
 
     path: str
     format: str  # "raw" | "asm" | "ELF" | "PE"
     arch: Arch
     entry: int
     segments: tuple[Segment, ...]
-    symbols: dict[str, int] = field(default_factory=dict, hash=False)  # name -> address
+    symbols: dict[str, int] = field(default_factory=dict, hash=False)  # name -> value
 
 
 def size_text(n: int) -> str:

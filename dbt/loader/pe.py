@@ -1,4 +1,4 @@
-"""PE images through lief: headers and sections at image base + RVA (Microsoft PE/COFF spec, "PE Format").
+"""PE images through lief: headers and sections at image base + RVA (Microsoft "PE Format" spec).
 
 PE32 for ``IMAGE_FILE_MACHINE_I386`` and PE32+ for ``IMAGE_FILE_MACHINE_AMD64``
 load; other machines are refused. The image is placed at its preferred

@@ -6,7 +6,7 @@ cannot be given arbitrary text, so every source line is first checked against
 the syntax below, and only what is known to assemble correctly reaches it.
 
 Accepted syntax (one statement per line; every form has a test in
-``tests/loader/test_assembler.py``):
+``tests/loader/test_assembler_syntax.py``):
 
 - ``label:`` — any number of labels at the start of a line, names
   ``[A-Za-z_.][A-Za-z0-9_.$]*`` (``.L1:`` is fine). Numeric local labels
@@ -43,9 +43,10 @@ Keystone 0.9.2 facts behind those rules (each reproduced; DESIGN §5 has more):
   to find the first bad line;
 - it *hangs* on some input (a statement starting with punctuation such as
   ``[bits 64]``, an unterminated string, ``.ascii 'x'``, ``.zero -1``,
-  ``.p2align 40``, ``rep push : x``) and *crashes the process* on some
-  (``.text`` is a segmentation fault). So user text is assembled in a forked
-  child with a time limit; a hang or crash becomes an error on its line;
+  ``.p2align 40``, ``lock >``, ``lock mov : % 1``) and *crashes the process* on
+  some (``.text`` is a segmentation fault). The syntax checks refuse every such
+  form found; as a safety net user text is assembled in a forked child (about
+  5 ms) with a time limit, and a hang or crash becomes an error on its line;
 - it fails silently: ``mov eax, dword [ebx]`` (NASM's size without ``ptr``)
   makes the whole output empty with no error, ``.word 0x10000`` emits nothing,
   ``mov eax, [ebx`` encodes ``mov eax, [0]``, a forward ``.zero x`` emits

@@ -42,9 +42,11 @@ class Fragment:
     guest_pc: int
     block: Block
     tc: int  # address of the first host byte (the entry)
-    code: bytes
-    ninsns: int  # guest instructions counted by the prologue
-    counted: bool  # has a counting prologue (exact clock)
+    code: bytes  # the hot code
+    cold_tc: int = 0  # exit stubs, lookup slow paths, the budget exit
+    cold_code: bytes = b""
+    ninsns: int = 0  # guest instructions counted by the prologue
+    counted: bool = False  # has a counting prologue (exact clock)
     starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
@@ -58,6 +60,10 @@ class Fragment:
     @property
     def tc_end(self) -> int:
         return self.tc + len(self.code)
+
+    @property
+    def cold_end(self) -> int:
+        return self.cold_tc + len(self.cold_code)
 
     @property
     def guest_end(self) -> int:

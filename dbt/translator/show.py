@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dbt.cache.layout import CACHE_SIZE, Layout
+from dbt.cache.codecache import HOT_SIZE
+from dbt.cache.layout import Layout
 from dbt.loader import Image
 from dbt.monitor.machine import Machine
 from dbt.scanner import Decoder
@@ -17,15 +18,17 @@ def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
     layout = Layout.map(machine)
     decoder = Decoder(image.arch.bits)
     translator = Translator(layout, Templates(layout), decoder, exact)
-    at = layout.cache + 16
+    at, cold = layout.cache + 16, layout.cache + HOT_SIZE
     rows = []
     for block in explore(image, max_blocks=max_blocks):
-        frag = translator.translate(block, at)
-        at = (frag.tc_end + 15) & ~15
-        if at >= layout.cache + CACHE_SIZE:
+        frag = translator.translate(block, at, cold)
+        at, cold = (frag.tc_end + 15) & ~15, (frag.cold_end + 15) & ~15
+        if at >= layout.cache + HOT_SIZE:
             break
-        host = [{"address": a, "bytes": frag.code[a - frag.tc:a - frag.tc + n].hex(),
-                 "text": f"{m} {o}".strip()} for a, n, m, o in decoder.disasm(frag.code, frag.tc)]
+        host = [{"address": a, "bytes": code[a - base:a - base + n].hex(),
+                 "text": f"{m} {o}".strip(), "cold": base == frag.cold_tc}
+                for base, code in ((frag.tc, frag.code), (frag.cold_tc, frag.cold_code))
+                for a, n, m, o in decoder.disasm(code, base)]
         rows.append({
             "address": block.pc, "guest_bytes": block.guest_bytes, "host_bytes": len(frag.code),
             "guest": [{"address": i.address, "mnemonic": i.mnemonic, "op_str": i.op_str,

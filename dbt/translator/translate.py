@@ -64,6 +64,7 @@ class Emitter:
     def __init__(self, at: int):
         self.at = at
         self.buf = bytearray()
+        self.cold: Emitter | None = None  # where rarely run code goes
 
     @property
     def here(self) -> int:
@@ -100,9 +101,15 @@ class Translator:
         raise TranslationError("popf template has no popf")
 
     # --- the block --------------------------------------------------------------------------
-    def translate(self, block: Block, at: int) -> Fragment:
+    def translate(self, block: Block, at: int, cold_at: int) -> Fragment:
+        """Translate ``block`` with its hot code at ``at`` and its cold code (exit stubs,
+        lookup slow paths, the budget exit) at ``cold_at``: keeping the rarely run
+        parts apart keeps hot loops on few code-cache pages, and unicorn chains
+        translated blocks directly only within a page."""
         e = Emitter(at)
-        frag = Fragment(block.pc, block, at, b"", len(block.insns), self.exact)
+        e.cold = Emitter(cold_at)
+        frag = Fragment(block.pc, block, at, b"", cold_tc=cold_at, ninsns=len(block.insns),
+                        counted=self.exact)
         if block.fault:
             frag.ninsns, frag.counted = 0, False
             self._site(e, frag, Site(SiteKind.FAULT, frag), jump=False)
@@ -134,6 +141,7 @@ class Translator:
 
     def _done(self, e: Emitter, frag: Fragment) -> Fragment:
         frag.code = bytes(e.buf)
+        frag.cold_code = bytes(e.cold.buf)
         self.blocks += 1
         self.guest_bytes += frag.block.guest_bytes
         self.host_bytes += len(frag.code)
@@ -141,12 +149,13 @@ class Translator:
 
     # --- pieces -----------------------------------------------------------------------------
     def _prologue(self, e: Emitter, frag: Fragment) -> None:
+        """count; jecxz ok; jmp budget_exit (cold: restore ecx; int3); ok: restore ecx"""
         e.emit(self.t["count"].fill(-frag.ninsns))
         restore = self.t["restore_c"].code
-        skip = len(restore) + len(INT3) + len(self.t["jump_slot"].code)
-        e.emit(jecxz_rel8(skip))
-        e.emit(restore)
-        self._site(e, frag, Site(SiteKind.BUDGET, frag))
+        e.emit(jecxz_rel8(5))
+        e.emit(jmp_rel32(e.here, e.cold.here))
+        e.cold.emit(restore)
+        self._site(e.cold, frag, Site(SiteKind.BUDGET, frag))
         e.emit(restore)
 
     def _site(self, e: Emitter, frag: Fragment, site: Site, jump: bool = True) -> Site:
@@ -299,24 +308,26 @@ class Translator:
         frag.predictions.append((site, slow_jump))
 
     def _place_predictions(self, e: Emitter, frag: Fragment) -> None:
-        """The out-of-line slow paths of the inline caches (see :meth:`_indirect`)."""
+        """The slow paths of the inline caches (see :meth:`_indirect`), in the cold code."""
         predict = self.t["predict"]
+        c = e.cold
         for site, slow_jump in frag.predictions:
-            slow = e.here
-            site.undo_at = e.emit(predict.fill(0)) + predict.patches[0]
-            after_undo = e.emit(self.t["to_lookup"].code)
-            e.emit(self.t["lookup"].code)
+            slow = c.here
+            site.undo_at = c.emit(predict.fill(0)) + predict.patches[0]
+            after_undo = c.emit(self.t["to_lookup"].code)
+            c.emit(self.t["lookup"].code)
             miss = self.t["restore_cd"].code
-            e.emit(jecxz_rel8(len(miss) + 5))
-            e.emit(miss)
-            miss_jump = e.emit(jmp_rel32(e.here, e.here))
-            e.emit(self.t["lookup_hit"].code)
-            site.stub = e.emit(self.t["predicted_cold"].fill(0))
-            e.emit(jmp_rel32(e.here, after_undo))
-            trap = e.here
-            self._site(e, frag, site)
-            for at, to in ((slow_jump, slow), (miss_jump, trap), (site.jump_at, site.stub)):
-                e.buf[at - e.at:at - e.at + 5] = jmp_rel32(at, to)
+            c.emit(jecxz_rel8(len(miss) + 5))
+            c.emit(miss)
+            miss_jump = c.emit(jmp_rel32(c.here, c.here))
+            c.emit(self.t["lookup_hit"].code)
+            site.stub = c.emit(self.t["predicted_cold"].fill(0))
+            c.emit(jmp_rel32(c.here, after_undo))
+            trap = c.here
+            self._site(c, frag, site)
+            for buf, at, to in ((e, slow_jump, slow), (c, miss_jump, trap),
+                                (e, site.jump_at, site.stub)):
+                buf.buf[at - buf.at:at - buf.at + 5] = jmp_rel32(at, to)
 
     def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,
                      pos: int) -> bytes:
@@ -350,8 +361,10 @@ class Translator:
         e.emit(jmp_rel32(e.here, e.here))
 
     def _place_exit_stubs(self, e: Emitter, frag: Fragment) -> None:
+        """Each exit's stub goes to the cold code; its jump in the hot code is aimed at it."""
+        c = e.cold
         for site in frag.exits:
-            site.stub = e.here
-            self._site(e, frag, site)
+            site.stub = c.here
+            self._site(c, frag, site)
             off = site.jump_at - e.at
             e.buf[off:off + 6] = retarget(bytes(e.buf[off:off + 6]), site.jump_at, site.stub)

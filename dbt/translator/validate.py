@@ -17,10 +17,14 @@ from dbt.translator.fragment import Fragment
 
 
 def validate(frag: Fragment, decoder: Decoder, layout: Layout) -> None:
-    addr, end = frag.tc, frag.tc_end
-    code = frag.code
+    _check(frag, frag.tc, frag.code, decoder, layout)
+    _check(frag, frag.cold_tc, frag.cold_code, decoder, layout)
+
+
+def _check(frag: Fragment, start: int, code: bytes, decoder: Decoder, layout: Layout) -> None:
+    addr, end = start, start + len(code)
     while addr < end:
-        window = code[addr - frag.tc:addr - frag.tc + 15]
+        window = code[addr - start:addr - start + 15]
         insn = decoder.decode(addr, window)
         if insn is None:
             raise TranslationError(f"validator: undecodable host code at {addr:#x} "

@@ -18,8 +18,8 @@ static const int32_t prog[] = {
     HALT,
 };
 
-static __attribute__((noinline)) int32_t run(const int32_t *code, int32_t *vars) {
-    int32_t stack[16]; int sp = 0, pc = 0;
+static __attribute__((noinline)) uint32_t run(const int32_t *code, uint32_t *vars) {
+    uint32_t stack[16]; int sp = 0, pc = 0;
     for (;;) {
         switch (code[pc++]) {
         case PUSH: stack[sp++] = code[pc++]; break;
@@ -40,9 +40,9 @@ static __attribute__((noinline)) int32_t run(const int32_t *code, int32_t *vars)
 }
 
 int main(void) {
-    int32_t vars[2] = {0, 0};
-    int32_t got = run(prog, vars), want = 0;
-    for (int32_t i = 0; i < N; i++) want += i * i % 7;
+    uint32_t vars[2] = {0, 0};
+    uint32_t got = run(prog, vars), want = 0;
+    for (uint32_t i = 0; i < N; i++) want += i * i % 7;
     puts_serial(got == want ? "vm ok\n" : "vm BAD\n");
     return got == want ? 0 : 1;
 }

@@ -1,6 +1,10 @@
 """Random straight-line ALU code under every engine: the differential oracle on programs
 nobody wrote by hand.
 
+Known divergences are kept out of the generator and pinned by their own xfail tests
+below: ``bt r, imm`` (bit test; its undefined flags differ by engine) and a second read
+of the flags after ``pushfd`` under hw.
+
 Each example is a short sequence of innocuous 32-bit instructions (moves, arithmetic,
 logic, shifts and rotates, multiplies, lea, setcc, cmovcc, push/pop pairs, 8- and 16-bit
 forms) over eax..edi without esp, assembled by keystone at 0x100000 and ended by
@@ -17,6 +21,7 @@ that drifts by one, a stack access that differs.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,13 +77,14 @@ INSN = st.one_of(
     line("movsx {}, {}", reg, reg16),
     line("xchg {}, {}", reg, reg),
     line("bswap {}", reg),
-    line("bt {}, {}", reg, count),
     st.sampled_from([["clc"], ["stc"], ["cmc"], ["cdq"], ["cwde"], ["lahf"], ["sahf"]]),
     st.tuples(reg, reg).map(lambda t: [f"push {t[0]}", f"pop {t[1]}"]),
     st.tuples(imm32, reg).map(lambda t: [f"push {t[0]:#x}", f"pop {t[1]}"]),
 )
 FLAGS = st.one_of(
-    reg.map(lambda r: ["pushfd", f"pop {r}"]),  # bt: the pushf template
+    # bt: the pushf template. The add defines every arithmetic flag again: after a pushfd,
+    # hw reads the flags wrongly (test_flags_read_twice_after_pushfd, xfail)
+    st.tuples(reg, reg).map(lambda t: ["pushfd", f"pop {t[0]}", f"add {t[1]}, 0"]),
     st.just(["pushfd", "popfd"]),  # bt: the popf template (ends the block)
 )
 
@@ -127,3 +133,33 @@ def test_flags_read_back_include_the_arithmetic_flags():
         assert flags & 0x0080, (engine, hex(flags))  # SF
         assert not flags & 0x0200, (engine, hex(flags))  # IF: the guest's, cleared
         assert r.registers == results["interp"].registers, engine
+
+
+# --- known divergences, found by this generator ---------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="hw (exact clock, --memory fast): unicorn 2.1.4 with "
+                   "virtual-TLB mode, a TLB-fill hook and emu_start(count=...) reads the flags "
+                   "wrongly after a pushfd: imul eax, ebx (eax=0) then pushfd twice pushes 0x46 "
+                   "then 0x847 (CF and OF set); the final eflags is 0x847 too. interp and bt: "
+                   "0x46 both times")
+def test_flags_read_twice_after_pushfd():
+    """Nothing between two pushfd changes the flags: both must push the same value.
+    (Reproduced on bare unicorn: Uc + ctl_set_tlb_mode(UC_TLB_VIRTUAL) + a UC_HOOK_TLB_FILL
+    identity hook + emu_start(count=100).)"""
+    results = run_everywhere(["xor eax, eax", "mov ebx, 3", "imul eax, ebx",
+                              "pushfd", "pop ecx", "pushfd", "pop edx"])
+    for engine, r in results.items():
+        assert r.registers["ecx"] == r.registers["edx"] == 0x46, (engine, hex(r.registers["edx"]))
+        assert r.registers["eflags"] == 0x46, engine
+
+
+@pytest.mark.xfail(strict=True, reason="bt r, imm (bit test) leaves OF/SF/AF/PF "
+                   "(architecturally undefined) as QEMU derives them from the previous "
+                   "lazy-flags state, which depends on where a translation block starts: "
+                   "after sub eax, 1; mov ebx, 3; bt eax, 5 the bt engine (and hw in the free "
+                   "clock) has eflags 0x887, interp and hw (exact) 0x97 - pushfd shows it")
+def test_bit_test_leaves_the_same_flags_everywhere():
+    """Undefined flags are still guest-visible (pushfd): the engines must agree on them."""
+    results = run_everywhere(["sub eax, 1", "mov ebx, 3", "bt eax, 5", "pushfd", "pop ecx"])
+    flags = {e: hex(r.registers["ecx"]) for e, r in results.items()}
+    assert len(set(flags.values())) == 1, flags

@@ -1,6 +1,11 @@
+import sys
+from pathlib import Path
+
 import pytest
 
-from loader_files import build_gcc_elf
+sys.path.insert(0, str(Path(__file__).parent))  # loader_files.py
+
+from loader_files import build_gcc_elf  # noqa: E402
 
 
 @pytest.fixture(scope="session", params=[32, 64], ids=["gcc-m32", "gcc-m64"])

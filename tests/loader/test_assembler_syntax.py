@@ -177,7 +177,7 @@ REFUSED = [
     (".zero -1", "the count must be 0..1048576"),
     (".p2align 40", "the power of two must be 0..12"),
     ("lock >", "'lock' must be followed by an instruction"),
-    ("repne push : == mov", "stray ':'"),
+    ("lock mov : % 1", "stray ':'"),
     # keystone encodes 'mov eax, [0]' for this
     ("mov eax, [ebx", "unclosed '['"),
     # keystone emits nothing for a forward constant count
@@ -249,7 +249,7 @@ def test_watchdog_reports_a_hang():
 
 def test_watchdog_reports_a_crash():
     outcome = assembler._guarded(32, ".text\nnop", BASE, timeout=10.0)
-    assert outcome.status == "crash" and outcome.message == "SIGSEGV"
+    assert outcome.status == "crash" and outcome.message.startswith("SIG")  # SIGSEGV here
 
 
 def test_watchdog_passes_results_and_errors_through():

@@ -108,6 +108,7 @@ def test_gcc_elf(gcc_elf):
     image = load(str(path))
     assert (image.format, image.arch) == ("ELF", Arch.X86_64 if bits == 64 else Arch.X86_32)
     assert image.entry == image.symbols["_start"] == 0x200000
+    assert "guest.c" not in image.symbols  # STT_FILE and STT_SECTION symbols are left out
     loads = [(paddr, data[off:off + filesz], memsz)
              for ptype, off, vaddr, paddr, filesz, memsz in program_headers(data)
              if ptype == PT_LOAD and memsz]

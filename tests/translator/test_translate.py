@@ -13,6 +13,7 @@ import struct
 
 import pytest
 
+from dbt.cache.codecache import HOT_SIZE
 from dbt.cache.layout import CACHE_SIZE, Layout
 from dbt.errors import TranslationError
 from dbt.monitor.machine import Machine
@@ -53,12 +54,12 @@ def translate_all(code: bytes, bits: int, exact: bool = True, place: int = 0x100
     back to back in the cache; returns (fragments, decoder, layout)."""
     tr, d, layout = translator(bits, exact)
     fetch = fetcher(code)
-    at, pc, frags = layout.cache + place, GUEST, []
+    at, cold, pc, frags = layout.cache + place, layout.cache + HOT_SIZE, GUEST, []
     while pc < GUEST + len(code):
         block = scan_block(d, fetch, pc)
-        frag = tr.translate(block, at)
+        frag = tr.translate(block, at, cold)
         frags.append(frag)
-        at = (frag.tc_end + 15) & ~15
+        at, cold = (frag.tc_end + 15) & ~15, (frag.cold_end + 15) & ~15
         if not block.insns:
             break
         pc = block.end
@@ -66,7 +67,8 @@ def translate_all(code: bytes, bits: int, exact: bool = True, place: int = 0x100
 
 
 def host_insns(frag: Fragment, d: Decoder):
-    return list(d.disasm(frag.code, frag.tc))
+    """Hot then cold host code of a fragment, decoded."""
+    return list(d.disasm(frag.code, frag.tc)) + list(d.disasm(frag.cold_code, frag.cold_tc))
 
 
 def with_code(frag: Fragment, at: int, new: bytes) -> Fragment:
