@@ -35,6 +35,7 @@ def test_unclaimed_port_reads_all_ones_of_the_access_size(size, ones):
 
 
 def test_unclaimed_port_ignores_writes():
+    """A write to an empty port goes nowhere: it must not reach a neighbouring device."""
     bus = PortBus()
     dev = Recorder()
     bus.attach(0x60, 1, dev)
@@ -54,6 +55,7 @@ def test_double_claiming_a_port_raises():
 
 
 def test_adjacent_ranges_may_be_claimed():
+    """The overlap check must not refuse neighbours (COM1 ends at 0x3FF)."""
     bus = PortBus()
     bus.attach(0x3F8, 8, Uart16550())
     bus.attach(0x400, 1, Recorder())
@@ -71,6 +73,8 @@ def test_reads_are_masked_to_the_access_size(size, mask):
 
 @pytest.mark.parametrize("size,mask", [(1, 0xFF), (2, 0xFFFF), (4, 0xFFFF_FFFF)])
 def test_writes_are_masked_to_the_access_size(size, mask):
+    """A device must never see bits above the access size (``out dx, al`` with garbage
+    in the upper bytes of eax)."""
     bus = PortBus()
     dev = Recorder()
     bus.attach(0x100, 1, dev)
@@ -89,6 +93,7 @@ def test_port_numbers_wrap_at_64k():
 
 
 def test_bus_counts_accesses():
+    """The I/O statistics a run reports (io_reads/io_writes) count every access."""
     bus = PortBus()
     bus.attach(COM1_BASE, 8, Uart16550())
     bus.read(COM1_BASE + 5, 1)
@@ -98,6 +103,8 @@ def test_bus_counts_accesses():
 
 
 def test_uart_on_the_bus_outputs_one_byte_per_out():
+    """``out dx, eax`` to THR: the bus masks to 32 bits, the UART keeps the low byte;
+    a 4-byte write must not become four characters."""
     bus = PortBus()
     uart = Uart16550()
     bus.attach(COM1_BASE, 8, uart)
@@ -119,6 +126,7 @@ def test_debug_exit_records_the_first_value_only():
 
 
 def test_debug_exit_code_is_one_byte():
+    """QEMU's isa-debug-exit is one byte wide: the exit status is the low byte."""
     dev = DebugExit()
     dev.io_write(DEBUG_EXIT_PORT, 4, 0x1_0203)
     assert dev.code == 0x03

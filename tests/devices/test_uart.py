@@ -54,6 +54,7 @@ def test_lsr_reports_transmitter_empty(uart):
 
 
 def test_rbr_reads_zero_without_dlab(uart):
+    """No receive path: a driver draining RBR must read 0, not a stale divisor byte."""
     assert uart.io_read(RBR, 1) == 0
 
 
@@ -77,6 +78,7 @@ def test_dlab_switches_registers_0_and_1_to_the_divisor_latch(uart):
 
 
 def test_divisor_latch_high_byte(uart):
+    """DLL and DLM are separate bytes: writing one must not clobber the other."""
     uart.io_write(LCR, 1, DLAB)
     uart.io_write(DLL, 1, 0x34)
     uart.io_write(DLM, 1, 0x12)
@@ -84,6 +86,8 @@ def test_divisor_latch_high_byte(uart):
 
 
 def test_ier_keeps_only_its_four_bits(uart):
+    """IER bits 4-7 are reserved (read as 0): a driver checking IER after writing 0xFF
+    (the Linux 8250 probe does) must see 0x0F."""
     uart.io_write(IER, 1, 0xFF)
     assert uart.io_read(IER, 1) == 0x0F
 
@@ -115,6 +119,8 @@ def test_iir_reports_no_interrupt_pending(uart):
 
 
 def test_fcr_enable_shows_fifo_bits_in_iir(uart):
+    """IIR bits 6-7 report the FIFOs enabled by FCR bit 0: this is how a driver tells a
+    16550A from an 8250; without them it falls back to byte-at-a-time mode."""
     uart.io_write(FCR, 1, 0x01)
     assert uart.io_read(IIR, 1) == 0xC1
     uart.io_write(FCR, 1, 0x00)
@@ -130,6 +136,7 @@ def test_scratch_register_round_trips(uart, value):
 
 
 def test_lcr_and_mcr_read_back(uart):
+    """LCR reads back whole; MCR keeps its five defined bits only."""
     uart.io_write(LCR, 1, 0x1B)
     uart.io_write(MCR, 1, 0xFF)
     assert uart.io_read(LCR, 1) == 0x1B

@@ -108,6 +108,7 @@ def run_everywhere(lines: list[str]):
           suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_alu_code_runs_alike_everywhere(lines):
+    """Same registers, eflags, count, system state and memory under every engine."""
     results = run_everywhere(lines)
     ref = results["interp"]
     assert ref.reason.value == "halt", (ref.fault and ref.fault.describe(), lines)

@@ -73,6 +73,8 @@ def test_instruction_running_into_unmapped_memory_is_a_fetch_fault():
 
 @pytest.mark.parametrize("bad", [b"\xff\xff", b"\x0f\x04", b"\xfe\x38"], ids=lambda b: b.hex())
 def test_undecodable_at_the_start_is_an_empty_block_with_ud(bad):
+    """Bytes capstone cannot decode must become a #UD at their address; an engine that ran
+    an empty block instead would loop at the same pc forever."""
     b = scan(bad + NOP * 16)
     assert (b.stop, b.fault, b.insns, b.end) == (StopReason.UNDECODABLE, "#UD", [], BASE)
 
@@ -222,6 +224,8 @@ def test_size_cap_can_be_lowered():
 
 
 def test_block_of_exactly_the_cap_ending_in_a_branch_is_control():
+    """When the cap and a branch coincide the stop is CONTROL, so the branch's target is
+    still followed."""
     b = scan(b"\x40" * (MAX_BLOCK_INSNS - 1) + b"\xc3" + NOP * 4)
     assert (b.stop, len(b.insns)) == (StopReason.CONTROL, MAX_BLOCK_INSNS)
 
@@ -250,6 +254,8 @@ def test_decode_cache_never_serves_a_stale_instruction():
 
 
 def test_decode_cache_with_detail_is_not_stale_either():
+    """The handlers decode with detail (operands): that cache must not be stale either,
+    or a rewritten immediate would be emulated with its old value."""
     d = Decoder(32)
     assert d.decode(BASE, b"\x83\xc0\x01" + NOP * 12, detail=True).operands[1].imm == 1
     assert d.decode(BASE, b"\x83\xc0\x03" + NOP * 12, detail=True).operands[1].imm == 3
@@ -279,6 +285,7 @@ def test_decode_of_identical_bytes_at_another_address_is_relocated():
 
 
 def test_block_json_names_its_stop_and_fault():
+    """``dbt scan --json`` shows why a block ended and how it faults."""
     b = scan(b"\xff\xff" + NOP * 16)
     j = b.as_json()
     assert (j["address"], j["stop"], j["fault"], j["instructions"]) == (

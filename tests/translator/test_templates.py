@@ -62,6 +62,8 @@ def mem_operands(decoder: Decoder, code: bytes, at: int = 0):
 
 
 def test_every_template_is_built(built):
+    """Every template of the mode exists (and push_imm64 only in 64-bit mode, where a
+    return address above 2 GiB needs two halves)."""
     bits, _, t = built
     for name in names_for(bits):
         assert isinstance(t[name], Template) and t[name].code, name
@@ -144,6 +146,8 @@ def test_64bit_slot_encodings_are_sib_absolute(built):
 
 
 def test_slots_do_not_overlap(built):
+    """Each vCPU slot is 8 bytes: overlapping slots would let saving rcx clobber the
+    instruction budget or the virtual IF."""
     _, layout, _ = built
     addrs = sorted(layout.slot(n) for n in SLOTS)
     assert all(b - a >= 8 for a, b in zip(addrs, addrs[1:]))
@@ -183,6 +187,8 @@ def test_fill_writes_values_at_the_sentinel_offsets(built, value):
 
 
 def test_fill_two_sentinels():
+    """push_imm64 takes the low and the high half of a 64-bit return address: swapped
+    or missing halves would push a wrong guest address."""
     _, _, t = build(64)
     tpl = t["push_imm64"]
     ret = 0x1_2345_6789
@@ -193,6 +199,8 @@ def test_fill_two_sentinels():
 
 
 def test_fill_on_a_hand_made_template():
+    """fill() on a known layout: values little-endian at their offsets, nothing else
+    touched, missing values leave their bytes as they are."""
     tpl = Template("t", bytes(12), (2, 7))
     out = tpl.fill(0x11223344, 0xAABBCCDD)
     assert out[2:6] == bytes.fromhex("44332211") and out[7:11] == bytes.fromhex("ddccbbaa")

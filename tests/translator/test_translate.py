@@ -116,6 +116,7 @@ def test_validator_rejects_a_cli_at_an_unsanctioned_offset():
 @pytest.mark.parametrize("insn", [b"\xfb", b"\xf4", b"\x0f\x22\xd8", b"\xec"],
                          ids=["sti", "hlt", "mov-cr3", "in"])
 def test_validator_rejects_other_sensitive_instructions(insn):
+    """sti, hlt, mov cr3 and in would each act on the monitor's own CPU state."""
     frags, d, layout = translate_all(assemble("nop\nnop\nnop\nhlt", GUEST, 32), 32)
     frag = frags[0]
     with pytest.raises(TranslationError, match="not a sanctioned site"):
@@ -158,6 +159,7 @@ def test_validator_rejects_a_jump_out_of_the_code_cache(bits, jcc):
 
 @pytest.mark.parametrize("bits", [32, 64])
 def test_validator_accepts_jumps_to_both_ends_of_the_cache(bits):
+    """The bounds check must not refuse legitimate chaining targets at the edges."""
     frags, d, layout = translate_all(assemble("nop\n" * 8 + "hlt", GUEST, bits), bits)
     frag = frags[0]
     at = frag.starts[0]
@@ -176,6 +178,7 @@ def test_validator_rejects_a_jump_to_a_low_address(target):
 
 
 def test_validator_rejects_undecodable_host_code():
+    """Bytes the validator cannot decode could hide anything: refuse them."""
     frags, d, layout = translate_all(assemble("nop\nnop\nhlt", GUEST, 32), 32)
     frag = frags[0]
     with pytest.raises(TranslationError, match="undecodable"):
@@ -209,6 +212,8 @@ def test_rip_relative_operand_is_re_aimed_at_the_guest_address(exact, place):
 
 
 def test_rip_relative_store_and_negative_displacement():
+    """Re-aiming works for stores and read-modify-write forms, and for negative and
+    large displacements (the displacement is not always right after the ModRM byte)."""
     code = assemble("mov dword ptr [rip - 0x40], eax\ninc qword ptr [rip + 0x7fff0]\nhlt",
                     GUEST, 64)
     frags, d, layout = translate_all(code, 64)
@@ -267,6 +272,8 @@ def test_branches_translate_and_validate(bits, src):
 
 
 def test_direct_call_pushes_the_guest_return_address():
+    """Transparency: the return address on the guest stack is the guest's next pc, never
+    a code-cache address."""
     code = assemble("call 0x100100", GUEST, 32)
     frags, d, _ = translate_all(code, 32)
     pushes = [o for _, _, m, o in host_insns(frags[0], d) if m == "push"]
@@ -274,6 +281,8 @@ def test_direct_call_pushes_the_guest_return_address():
 
 
 def test_exit_sites_carry_their_guest_targets():
+    """A conditional branch has two exits, taken and fall-through, each with its guest
+    target for chaining."""
     code = assemble("je 0x100100", GUEST, 32)
     frags, _, _ = translate_all(code, 32)
     assert sorted(s.target for s in frags[0].exits) == [GUEST + 6, 0x100100]
@@ -281,6 +290,8 @@ def test_exit_sites_carry_their_guest_targets():
 
 @pytest.mark.parametrize("src", ["jmp 5", "call 0", "jne 9"])
 def test_direct_branch_to_a_low_address_translates(src):
+    """capstone prints branch targets below 10 in decimal ('jmp 5'): a scanner that
+    parsed only hex took them for indirect branches and the translator refused them."""
     code = assemble(src, GUEST, 32)
     frags, d, layout = translate_all(code, 32)
     validate(frags[0], d, layout)
