@@ -34,6 +34,7 @@ from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
 from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
 from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
@@ -133,15 +134,21 @@ class Bt:
         mon = self.mon
         mon.start_clock()
         self.next_tc = self._enter(mon.image.entry)
+        if self.exact:
+            self._loop(None)
+        else:
+            with Watchdog(mon.uc, mon.config.max_insns / FREE_CLOCK_MIPS / 1e6) as dog:
+                self._loop(dog)
+        return self._result()
+
+    def _loop(self, dog: Watchdog | None) -> None:
+        mon = self.mon
         while not mon.stopped:
             tc, self.next_tc = self.next_tc, None
             self._clear_events()
             err = None
             try:
-                if self.exact:
-                    mon.uc.emu_start(tc, 0)
-                else:
-                    mon.uc.emu_start(tc, 0, timeout=int(mon.config.max_insns / FREE_CLOCK_MIPS))
+                mon.uc.emu_start(tc, 0)
             except UcError as e:
                 err = e
             if mon.stopped:
@@ -151,10 +158,9 @@ class Bt:
             elif err is not None or self.fault_vector is not None:
                 self._guest_fault(err)
             elif self.next_tc is None:
-                if self.exact:
+                if dog is None or not dog.fired:
                     raise TranslationError("translated code stopped without an exit")
-                mon.stop(Reason.BUDGET)  # the free clock's time limit
-        return self._result()
+                mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
 
     def _enter(self, pc: int) -> int:
         """Host address to run guest pc from, translating on a miss."""

@@ -89,7 +89,8 @@ class FaultWatch:
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if self.vector == 14 else None
             detail = no_idt(self.vector) if self.is_trap() else ""
             if address is not None:
-                detail = f"page fault at address {address:#x}"
+                detail = (fetch_fault_detail(mon.bits, address) if address == self.vector_pc
+                          else f"page fault at address {address:#x}")
             mon.fault(self.vector, self.vector_pc, detail, address=address)
             return
         vector, what = UC_ERRORS.get(err.errno if err else -1, (13, f"unicorn error: {err}"))
@@ -108,9 +109,8 @@ def invalid_detail(mon: Monitor, pc: int) -> str:
 
 
 def fetch_fault_detail(bits: int, address: int) -> str:
-    """How an instruction fetch outside guest RAM is described (the same in every engine)."""
-    if bits == 64:
-        return f"page fault at address {address:#x}"
+    """How an instruction fetch outside guest RAM is described (the same in every engine,
+    arch and memory mode)."""
     return f"instruction fetch from unmapped memory at {address:#x}"
 
 

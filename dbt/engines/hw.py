@@ -24,6 +24,7 @@ from dbt.monitor import handlers
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.monitor import Monitor
 from dbt.monitor.vcpu import VCpu
+from dbt.monitor.watchdog import Watchdog
 
 FREE_CLOCK_MIPS = 20  # budget -> time limit in the free clock
 
@@ -42,6 +43,42 @@ class Hw:
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
         uc.hook_add(C.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, U.UC_X86_INS_CPUID)
+
+    def _loop(self, exact: bool, dog: Watchdog | None) -> None:
+        mon, machine, watch = self.mon, self.mon.machine, self.watch
+        budget = mon.config.max_insns
+        while not mon.stopped:
+            remaining = budget - mon.icount
+            if remaining <= 0:
+                mon.stop(Reason.BUDGET)
+                break
+            pc = machine.pc
+            watch.reset()
+            err = None
+            try:
+                mon.uc.emu_start(pc, 0, count=remaining if exact else 0)
+            except UcError as e:
+                err = e
+            hooks_fired = machine.executed_count() if exact else 0
+            if err is not None or watch.vector is not None:
+                self._exit("exception")
+                seen = watch.hooks_fired if (watch.vector is not None
+                                             or watch.bad_address is not None) else hooks_fired
+                mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
+                watch.report(machine.pc, err)
+            elif mon.stopped:  # an I/O exit ended the run; the out instruction retired
+                mon.icount += self.stop_count
+            elif exact and hooks_fired > remaining:
+                mon.icount += remaining
+                mon.stop(Reason.BUDGET)
+            elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
+                self._exit("hlt")
+                mon.icount += hooks_fired
+                mon.stop(Reason.HALT)
+            elif dog is not None and dog.fired:
+                mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
+            else:
+                mon.icount += hooks_fired  # stopped for another reason: go on
 
     def _exit(self, kind: str) -> None:
         self.exits[kind] = self.exits.get(kind, 0) + 1
@@ -65,45 +102,14 @@ class Hw:
         return True  # skip unicorn's own CPUID
 
     def run(self) -> RunResult:
-        mon, machine, watch = self.mon, self.mon.machine, self.watch
+        mon = self.mon
         exact = mon.config.clock == "exact"
-        budget = mon.config.max_insns
         mon.start_clock()
-        while not mon.stopped:
-            remaining = budget - mon.icount
-            if remaining <= 0:
-                mon.stop(Reason.BUDGET)
-                break
-            pc = machine.pc
-            watch.reset()
-            err = None
-            try:
-                if exact:
-                    mon.uc.emu_start(pc, 0, count=remaining)
-                else:
-                    mon.uc.emu_start(pc, 0, timeout=int(budget / FREE_CLOCK_MIPS))
-            except UcError as e:
-                err = e
-            hooks_fired = machine.executed_count() if exact else 0
-            if err is not None or watch.vector is not None:
-                self._exit("exception")
-                seen = watch.hooks_fired if (watch.vector is not None
-                                             or watch.bad_address is not None) else hooks_fired
-                mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
-                watch.report(machine.pc, err)
-            elif mon.stopped:  # an I/O exit ended the run; the out instruction retired
-                mon.icount += self.stop_count
-            elif exact and hooks_fired > remaining:
-                mon.icount += remaining
-                mon.stop(Reason.BUDGET)
-            elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
-                self._exit("hlt")
-                mon.icount += hooks_fired
-                mon.stop(Reason.HALT)
-            elif not exact:
-                mon.stop(Reason.BUDGET)  # the time limit ran out
-            else:
-                mon.icount += hooks_fired  # stopped for another reason: go on
+        if exact:
+            self._loop(exact, None)
+        else:
+            with Watchdog(mon.uc, mon.config.max_insns / FREE_CLOCK_MIPS / 1e6) as dog:
+                self._loop(exact, dog)
         eflags = mon.uc.reg_read(U.UC_X86_REG_EFLAGS)
-        return mon.result(VCpu.from_unicorn(machine), eflags, mon.icount if exact else None,
+        return mon.result(VCpu.from_unicorn(mon.machine), eflags, mon.icount if exact else None,
                           {"exits": dict(self.exits)})

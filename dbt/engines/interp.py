@@ -18,6 +18,7 @@ from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
 from dbt.monitor.monitor import GuestException, Monitor
+from dbt.scanner.block import runs_past_end
 from dbt.scanner.decoder import MAX_INSN_LEN
 
 _NATIVE = (Action.IDENT, Action.BRANCH)
@@ -89,7 +90,7 @@ class Interp:
         mon.machine.pc = insn.next if next_pc is None else next_pc
 
     def _undecodable(self, pc: int, window: bytes) -> None:
-        if len(window) < MAX_INSN_LEN and self.mon.machine.fetch(pc, 1):
+        if window and runs_past_end(self.mon.decoder, pc, window):
             self.mon.fault(14, pc, "instruction runs past the end of guest RAM")
         elif not window:
             self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)

@@ -47,16 +47,15 @@ def load(path: str, arch: str | Arch | None = None, ram_size: int = DEFAULT_RAM_
 
 
 def _load(path: str, data: bytes, want: Arch | None) -> Image:
-    from dbt.loader.pe import pe_offset
-
     if data[:4] == b"\x7fELF":
         from dbt.loader.elf import load_elf
 
         return load_elf(path, data)
-    if pe_offset(data) is not None or (data[:2] == b"MZ" and path.lower().endswith(PE_SUFFIXES)):
-        from dbt.loader.pe import load_pe
+    if data[:2] == b"MZ":  # lief is imported only for files that may be PE (it is slow to load)
+        from dbt.loader.pe import load_pe, pe_offset
 
-        return load_pe(path, data)
+        if pe_offset(data) is not None or path.lower().endswith(PE_SUFFIXES):
+            return load_pe(path, data)
     if path.endswith(ASM_SUFFIXES):
         from dbt.loader.asm import load_asm
 

@@ -75,6 +75,15 @@ class Block:
                                  for i in self.insns]}
 
 
+def runs_past_end(decoder: Decoder, addr: int, window: bytes) -> bool:
+    """Undecodable bytes cut short by the end of readable memory: is it the end (a fetch
+    fault) or the bytes themselves (#UD whatever follows)? Decoding with zero padding
+    tells: if that decodes, the instruction needs bytes that cannot be fetched."""
+    if len(window) >= MAX_INSN_LEN:
+        return False
+    return decoder.decode(addr, window + bytes(MAX_INSN_LEN - len(window))) is not None
+
+
 def ends_block(insn: Insn) -> bool:
     """True if the block must end after ``insn`` (rules 4 and 5)."""
     action = insn.rule.action
@@ -97,7 +106,7 @@ def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
             return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
         insn = decoder.decode(addr, window, detail)
         if insn is None:
-            if len(window) < MAX_INSN_LEN:  # runs into unmapped memory
+            if runs_past_end(decoder, addr, window):
                 return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
             return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
         insns.append(insn)

@@ -417,9 +417,6 @@ def test_translate_json(ran):
     assert doc["blocks"][0]["address"] == 0x100000
 
 
-@pytest.mark.xfail(strict=True, reason="dbt/loader/__init__.py _load() imports dbt.loader.pe "
-                   "(for pe_offset) for every file, and pe.py imports lief at module level: "
-                   "~0.6 s of the ~0.8 s every 'dbt run x.s' takes goes to importing lief")
 def test_assembly_guest_does_not_import_lief():
     """lief is needed for ELF and PE only; importing it for assembly and raw guests makes
     every such command ~4x slower to start."""

@@ -272,11 +272,7 @@ def test_trap_flag_set_by_popf():
         assert outcome(r) == outcome(results["interp"]), (engine, r.fault, r.guest_instructions)
 
 
-@pytest.mark.parametrize("bits", [32, pytest.param(64, marks=pytest.mark.xfail(
-    strict=True, reason="64-bit, --memory fast: interp and hw describe a fetch outside guest "
-    "RAM as 'instruction fetch from unmapped memory at 0x7000000', bt (and every engine "
-    "with --memory default) as 'page fault at address 0x7000000', so the Fault records "
-    "differ"))])
+@pytest.mark.parametrize("bits", [32, 64])
 def test_jump_to_unmapped_memory(bits):
     """A jump outside guest RAM is a #PF at the target with the same count everywhere;
     under bt it must not surface as a code-cache address."""
@@ -315,10 +311,6 @@ def test_code_running_off_the_end_of_ram():
         assert (r.fault.vector, r.fault.pc, r.guest_instructions) == (14, 0x200000, 4), engine
 
 
-@pytest.mark.xfail(strict=True, reason="ff ff in the last two bytes of guest RAM: hw says #UD "
-                   "(as the CPU: ff /7 is invalid whatever follows), interp and bt say #PF "
-                   "because scan_block/interp treat any short undecodable window as a fetch "
-                   "fault")
 def test_undecodable_bytes_at_the_end_of_ram():
     """ff ff is invalid whatever follows it, so it is #UD even at the end of RAM, as hw
     (the CPU) says; a scanner that takes any short undecodable window for a fetch fault
