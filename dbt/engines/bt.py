@@ -153,6 +153,11 @@ class Bt:
                 err = e
             if mon.stopped:
                 break
+            memory = mon.machine.memory
+            if memory and memory.flush_if_wanted() and err is None and self.next_tc is None \
+                    and self.fault_vector is None and self.write_fault is None:
+                self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
+                continue
             if self.write_fault is not None:
                 self._self_modifying_write()
             elif err is not None or self.fault_vector is not None:

@@ -27,6 +27,7 @@ from dbt.monitor.vcpu import VCpu
 from dbt.monitor.watchdog import Watchdog
 
 FREE_CLOCK_MIPS = 20  # budget -> time limit in the free clock
+COUNT_SLICE = 4_000_000  # exact clock: instructions per emu_start
 
 
 @register
@@ -55,8 +56,11 @@ class Hw:
             pc = machine.pc
             watch.reset()
             err = None
+            # exact: run in slices, so the monitor regains control now and then (to let
+            # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block
+            step = min(remaining, COUNT_SLICE) if exact else 0
             try:
-                mon.uc.emu_start(pc, 0, count=remaining if exact else 0)
+                mon.uc.emu_start(pc, 0, count=step)
             except UcError as e:
                 err = e
             hooks_fired = machine.executed_count() if exact else 0
@@ -68,9 +72,10 @@ class Hw:
                 watch.report(machine.pc, err)
             elif mon.stopped:  # an I/O exit ended the run; the out instruction retired
                 mon.icount += self.stop_count
-            elif exact and hooks_fired > remaining:
-                mon.icount += remaining
-                mon.stop(Reason.BUDGET)
+            elif exact and hooks_fired > step:
+                mon.icount += step
+                if step == remaining:
+                    mon.stop(Reason.BUDGET)
             elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
@@ -79,6 +84,9 @@ class Hw:
                 mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
             else:
                 mon.icount += hooks_fired  # stopped for another reason: go on
+            if machine.memory:
+                machine.memory.flush_if_wanted() if not exact else \
+                    machine.memory.flush_if_busy()
 
     def _exit(self, kind: str) -> None:
         self.exits[kind] = self.exits.get(kind, 0) + 1
@@ -105,6 +113,8 @@ class Hw:
         mon = self.mon
         exact = mon.config.clock == "exact"
         mon.start_clock()
+        if exact and mon.machine.memory:
+            mon.machine.memory.resize_stops = False  # see GuestMemory.fill
         if exact:
             self._loop(exact, None)
         else:

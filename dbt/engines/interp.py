@@ -66,6 +66,9 @@ class Interp:
                 mon.uc.emu_start(pc, 0, count=2)
         except UcError as e:
             err = e
+        memory = mon.machine.memory
+        if memory:
+            memory.flush_if_wanted()
         if err is not None or watch.vector is not None:
             if watch.last_insn_retired(err):
                 mon.icount += 1

@@ -6,14 +6,14 @@ A block ends, checking these rules in this order before and after each instructi
    whose ``fault`` is ``"#PF"``; later in a block, the block ends before it.
 2. **Undecodable bytes** - capstone cannot decode them: an empty block whose
    ``fault`` is ``"#UD"`` at that address; later in a block, the block ends before them.
-3. **Page end** - the next instruction would start on another 4 KiB page (so a
-   write to one code page invalidates only the blocks that lie on it; an
-   instruction that straddles the boundary ends its block).
-4. **Control transfer** - a ``branch`` rule (jmp, jcc, call, ret, loop...) ends the
+3. **Control transfer** - a ``branch`` rule (jmp, jcc, call, ret, loop...) ends the
    block, the branch included.
-5. **Block-ending sensitive instruction** - a callout that may change control
+4. **Block-ending sensitive instruction** - a callout that may change control
    flow, the interrupt window, the mode or the address space
    (:data:`ENDS_BLOCK`), and every ``unsupported`` instruction, ends the block.
+5. **Page end** - the next instruction would start on another 4 KiB page (so a
+   write to one code page invalidates only the blocks that lie on it; an
+   instruction that straddles the boundary ends its block).
 6. **Size cap** - :data:`MAX_BLOCK_INSNS` instructions.
 """
 
