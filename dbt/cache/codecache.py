@@ -112,6 +112,15 @@ class CodeCache:
             self._table_write(block.pc, frag.tc)
         return frag
 
+    def scratch(self, code: bytes) -> int:
+        """Place monitor code that runs once (not a translation) in the cold region."""
+        if self.cold_ptr + len(code) > self.cold_end:
+            raise CacheFull("code cache full")
+        at = self.cold_ptr
+        self.uc.mem_write(self._phys(at), code)
+        self.cold_ptr = (at + len(code) + 15) & ~15
+        return at
+
     def fragment_at(self, host: int) -> Fragment | None:
         """The fragment whose code contains host address ``host``."""
         i = bisect.bisect_right(self.placed_tc, host) - 1

@@ -69,6 +69,7 @@ class Bt:
         self.chunk = 0
         self.extra = 0  # instructions the monitor counted itself (rep callout iterations)
         self.next_tc: int | None = None  # where to resume after emu_start returns
+        self.pending_rep = None  # (insn, budget left): see _rep_to_budget
         self.fault_eip: int | None = None
         self.fault_vector: int | None = None
         self.bad_address: int | None = None
@@ -158,7 +159,9 @@ class Bt:
                     and self.fault_vector is None and self.write_fault is None:
                 self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
                 continue
-            if self.write_fault is not None:
+            if self.pending_rep is not None:
+                self._rep_to_budget()
+            elif self.write_fault is not None:
                 self._self_modifying_write()
             elif err is not None or self.fault_vector is not None:
                 self._guest_fault(err)
@@ -230,6 +233,14 @@ class Bt:
             return target.tc
         if kind is SiteKind.BUDGET:
             return self._budget(site.fragment)
+        if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
+            frag = site.fragment
+            self.mon.uc.mem_write(self.layout.slot_phys("rem"),
+                                  struct.pack("<i", self._rem() + frag.ninsns))
+            icount = self.counted()
+            self._set_count(icount)
+            self.pending_rep = (site.insn, self.mon.config.max_insns - icount)
+            return None
         # FAULT: the block starts with bytes that cannot run
         frag = site.fragment
         self.mon.icount = self.counted()
@@ -254,8 +265,51 @@ class Bt:
             self.mon.stop(Reason.BUDGET)
             return None
         if left < frag.ninsns:  # the budget ends inside this block: run just its first part
-            return self._translate(frag.guest_pc, max_insns=left, cached=False).tc
+            insns = frag.block.insns[:left]
+            reps = [i for i, insn in enumerate(insns) if self.translator._is_rep_string(insn)]
+            if not reps:
+                return self._translate(frag.guest_pc, max_insns=left, cached=False).tc
+            if reps[0] > 0:  # up to the rep; its own block will come back here
+                return self._translate(frag.guest_pc, max_insns=reps[0], cached=False).tc
+            # the block starts with a rep whose iterations may outrun the budget: leave
+            # translated code and let unicorn count them (see _rep_to_budget)
+            self.pending_rep = (insns[0], left)
+            return None
         return frag.tc
+
+    def _rep_to_budget(self) -> None:
+        """Run a rep string instruction for at most the budget that is left.
+
+        unicorn counts a rep as dbt does (once per start), so the guest instruction
+        copied alone, followed by ``hlt``, and run with ``count=left`` stops exactly
+        where interp would: mid-rep (the pc stays on it, ecx shows what is done) or
+        after it."""
+        insn, left = self.pending_rep
+        self.pending_rep = None
+        mon, machine = self.mon, self.mon.machine
+        at = self.cache.scratch(insn.raw + b"\xf4")
+        icount = self.counted()
+        try:
+            mon.uc.emu_start(at, 0, count=left)
+        except UcError as e:
+            self._rep_fault(insn, icount, e)
+            return
+        done = machine.executed_count()
+        if machine.pc == at:  # the budget ran out in the middle of the rep
+            mon.icount = icount + left
+            machine.pc = insn.address
+            mon.stop(Reason.BUDGET)
+            return
+        # the rep is done: either the hlt ran (its start is not the guest's) or the
+        # budget ran out just before it (the next block's prologue will stop the run)
+        hlt = at + len(insn.raw)
+        self._set_count(icount + (done - 1 if machine.pc == hlt + 1 else left))
+        self.next_tc = self._enter(insn.next)
+
+    def _rep_fault(self, insn, icount: int, err: UcError) -> None:
+        vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
+        self.mon.icount = icount
+        self.mon.fault(vector, insn.address, detail, address=self.bad_address)
 
     def _callout(self, site: Site) -> int | None:
         mon, insn, frag = self.mon, site.insn, site.fragment

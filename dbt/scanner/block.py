@@ -15,6 +15,10 @@ A block ends, checking these rules in this order before and after each instructi
    write to one code page invalidates only the blocks that lie on it; an
    instruction that straddles the boundary ends its block).
 6. **Size cap** - :data:`MAX_BLOCK_INSNS` instructions.
+7. **Rep string instruction** - a ``rep``-prefixed string instruction is a block
+   of its own (the block ends before it, and after it): it may run any number of
+   iterations, each counted as an instruction, so bt checks the budget against
+   its count register before it runs.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class StopReason(enum.Enum):
     CONTROL = "control"
     SENSITIVE = "sensitive"
     SIZE_CAP = "size-cap"
+    REP_STRING = "rep-string"
 
 
 @dataclass
@@ -84,6 +89,16 @@ def runs_past_end(decoder: Decoder, addr: int, window: bytes) -> bool:
     return decoder.decode(addr, window + bytes(MAX_INSN_LEN - len(window))) is not None
 
 
+_STRING_OPS = frozenset({"movsb", "movsw", "movsd", "movsq", "stosb", "stosw", "stosd", "stosq",
+                         "lodsb", "lodsw", "lodsd", "lodsq", "cmpsb", "cmpsw", "cmpsd", "cmpsq",
+                         "scasb", "scasw", "scasd", "scasq"})
+
+
+def is_rep_string(insn: Insn) -> bool:
+    """A rep/repe/repne string instruction run as is (movs/stos/lods/cmps/scas)."""
+    return insn.rep and insn.name in _STRING_OPS and insn.rule.action is Action.IDENT
+
+
 def ends_block(insn: Insn) -> bool:
     """True if the block must end after ``insn`` (rules 4 and 5)."""
     action = insn.rule.action
@@ -105,12 +120,16 @@ def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
         if not window:
             return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
         insn = decoder.decode(addr, window, detail)
+        if insn is not None and insns and is_rep_string(insn):
+            return Block(pc, insns, StopReason.REP_STRING)
         if insn is None:
             if runs_past_end(decoder, addr, window):
                 return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
             return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
         insns.append(insn)
         addr = insn.next
+        if is_rep_string(insn):
+            return Block(pc, insns, StopReason.REP_STRING)
         if ends_block(insn):
             return Block(pc, insns, StopReason.CONTROL if insn.rule.action is Action.BRANCH
                          else StopReason.SENSITIVE)

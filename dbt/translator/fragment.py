@@ -15,6 +15,7 @@ class SiteKind(enum.Enum):
     BUDGET = "budget"  # the instruction-budget chunk ran out (or the monitor asked for an exit)
     FAULT = "fault"  # the block starts with bytes that fault (#UD, #PF)
     MISS = "miss"  # the indirect-branch lookup missed (the shared routine)
+    REP_GUARD = "rep-guard"  # a rep string instruction may outrun the budget chunk
 
 
 @dataclass(eq=False)

@@ -92,6 +92,15 @@ TEXT = {
         "mov ecx, dword ptr [{rem}]; lea ecx, [rcx + rdx]; mov dword ptr [{rem}], ecx;"
         "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
     "save_c": ("mov dword ptr [{save_c}], ecx", "mov qword ptr [{save_c}], rcx"),
+    # the guard before a rep string instruction: ecx = 0 when its count is small
+    # enough to check (< 2**24), then ecx = 0 when the budget chunk covers it
+    "guard_hi": (None, "mov ecx, dword ptr [{save_c4}]"),
+    "guard_top": ("movzx ecx, byte ptr [{save_c3}]", "movzx ecx, byte ptr [{save_c3}]"),
+    "guard_diff": (
+        "mov ecx, dword ptr [{save_c}]; not ecx; mov edx, dword ptr [{rem}];"
+        "lea edx, [edx + ecx]; mov dword ptr [{tmp}], edx; movzx ecx, byte ptr [{tmp3}]",
+        "mov ecx, dword ptr [{save_c}]; not ecx; mov edx, dword ptr [{rem}];"
+        "lea edx, [rdx + rcx]; mov dword ptr [{tmp}], edx; movzx ecx, byte ptr [{tmp3}]"),
     "pop_target": ("pop ecx", "pop rcx"),
     # inline cache of an indirect branch: ecx = target - predicted (patched), and back
     "predict": ("lea ecx, [ecx + S1]", "lea rcx, [rcx + S1]"),
@@ -164,7 +173,9 @@ class Templates:
         names = {n: layout.slot(n) for n in ("save_c", "save_d", "jump_slot", "rem", "vif",
                                               "viopl", "tmp", "save_sp", "target", "hits",
                                               "rep_c")}
-        names.update(rem3=layout.slot("rem") + 3, table=layout.table,
+        names.update(rem3=layout.slot("rem") + 3, save_c3=layout.slot("save_c") + 3,
+                     save_c4=layout.slot("save_c") + 4, tmp3=layout.slot("tmp") + 3,
+                     table=layout.table,
                      table4=layout.table + 4, table8=layout.table + 8)
         self._t: dict[str, Template] = {}
         for name, pair in TEXT.items():

@@ -26,7 +26,7 @@ import struct
 from dbt.cache.layout import Layout
 from dbt.errors import TranslationError
 from dbt.isa import Action
-from dbt.scanner import Block, Decoder, Insn
+from dbt.scanner import Block, Decoder, Insn, StopReason
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import (INT3, Templates, jcc_rel32, jecxz_rel8, jmp_rel32)
 
@@ -116,6 +116,8 @@ class Translator:
             return self._done(e, frag)
         if self.exact:
             self._prologue(e, frag)
+            if block.stop is StopReason.REP_STRING and len(block.insns) == 1:
+                self._rep_guard(e, frag)
         last = len(block.insns) - 1
         branched = False
         for idx, insn in enumerate(block.insns):
@@ -157,6 +159,28 @@ class Translator:
         e.cold.emit(restore)
         self._site(e.cold, frag, Site(SiteKind.BUDGET, frag))
         e.emit(restore)
+
+    def _rep_guard(self, e: Emitter, frag: Fragment) -> None:
+        """Before a rep string instruction (a block of its own): leave to the monitor
+        unless the budget chunk covers its count (which must be below 2**24 to check):
+
+                save rcx, rdx
+                [64-bit: ecx = high half of the count; jecxz +5; jmp out]
+                ecx = count >> 24;                  jecxz +5; jmp out
+                ecx = sign of (rem - count - 1);    jecxz +5; jmp out
+                restore rcx, rdx
+        out:    (cold) restore rcx, rdx; int3     the monitor runs it with count= budget
+        """
+        e.emit(self.t["save_cd"].code)
+        out = e.cold.here
+        e.cold.emit(self.t["restore_cd"].code)
+        self._site(e.cold, frag, Site(SiteKind.REP_GUARD, frag, 0, frag.block.insns[0]))
+        checks = (["guard_hi"] if self.bits == 64 else []) + ["guard_top", "guard_diff"]
+        for name in checks:
+            e.emit(self.t[name].code)
+            e.emit(jecxz_rel8(5))
+            e.emit(jmp_rel32(e.here, out))
+        e.emit(self.t["restore_cd"].code)
 
     def _site(self, e: Emitter, frag: Fragment, site: Site, jump: bool = True) -> Site:
         frag.sanctioned[e.here] = "int3"

@@ -196,16 +196,7 @@ def test_budget_is_exact_inside_a_block(budget):
 
 
 REP = "cld\nmov edi, 0x180000\nmov ecx, 100\nmov al, 7\nrep stosb\nmov ecx, 5\nrepe cmpsb\ncli\nhlt"
-REP_BUG = pytest.mark.xfail(strict=True, reason="bt overruns an instruction budget that ends "
-                            "inside a rep string instruction: the budget tail is scanned with "
-                            "max_insns=left, which counts rep stosb once, and the copied rep runs "
-                            "all its iterations: budget 5 ends with 105 counted (interp: 5, at "
-                            "the rep with ecx=99); budgets 50-112 run on to hlt (114)")
-
-
-@pytest.mark.parametrize("budget", [1, 4, pytest.param(5, marks=REP_BUG),
-                                    pytest.param(50, marks=REP_BUG),
-                                    pytest.param(106, marks=REP_BUG), 200])
+@pytest.mark.parametrize("budget", [1, 4, 5, 50, 106, 200])
 def test_budget_inside_a_rep_string_instruction(budget):
     """A rep counts once per iteration, so a budget can end in the middle of one: every
     engine must stop there, at the rep, with ecx/edi showing the iterations done (a budget

@@ -45,7 +45,9 @@ def statements(bits: int, name: str) -> list[str]:
 def expected_addresses(layout: Layout, bits: int, name: str) -> set[int]:
     """The absolute addresses the template's text names, from the layout."""
     extra = {"rem3": layout.slot("rem") + 3, "table": layout.table,
-             "table4": layout.table + 4, "table8": layout.table + 8}
+             "table4": layout.table + 4, "table8": layout.table + 8,
+             "save_c3": layout.slot("save_c") + 3, "save_c4": layout.slot("save_c") + 4,
+             "tmp3": layout.slot("tmp") + 3}
     out = set()
     for key in re.findall(r"\{(\w+)\}", TEXT[name][1 if bits == 64 else 0]):
         out.add(extra[key] if key in extra else layout.slot(key))
