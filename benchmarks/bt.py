@@ -16,6 +16,7 @@ memory digest excluded), best of --repeat. Ratios are what to read.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -76,13 +77,17 @@ def compute(args) -> None:
                   f"(min {min(rs):.2f})")
 
 
+def _iterations(text: str, n: int) -> str:
+    return re.sub(r"mov ecx, \d+(\s*; iterations)", rf"mov ecx, {n}\1", text)
+
+
 def nano(args) -> None:
     print(f"\n{'loop':<12}{'engine':<8}{'ns/op':>10}   (empty loop subtracted; {args.iters:,} iterations)")
     images = {}
     for name in ("empty",) + NANO:
         text = (ROOT / "guests" / "bench" / f"{name}.s").read_text()
         path = Path(args.tmp) / f"{name}.s"
-        path.write_text(text.replace("mov ecx, 100000", f"mov ecx, {args.iters}"))
+        path.write_text(_iterations(text, args.iters))
         images[name] = load(str(path))
     per_op = {}
     for engine in ("hw", "bt", "interp"):
@@ -93,7 +98,7 @@ def nano(args) -> None:
             if engine == "interp" and iters != args.iters:
                 text = (ROOT / "guests" / "bench" / f"{name}.s").read_text()
                 path = Path(args.tmp) / f"{name}-interp.s"
-                path.write_text(text.replace("mov ecx, 100000", f"mov ecx, {iters}"))
+                path.write_text(_iterations(text, iters))
                 image = load(str(path))
             _, secs = best(image, engine, "exact", args.repeat)
             ns = secs / iters * 1e9

@@ -55,6 +55,7 @@ def _c_guest(path: Path, arch: str) -> Guest:
 
 def all_guests() -> list[Guest]:
     guests = [_asm_guest(p) for p in sorted((GUEST_DIR / "asm").glob("*.s"))]
+    guests += [_asm_guest(p) for p in sorted((GUEST_DIR / "bench").glob("*.s"))]
     guests.append(_asm_guest(ROOT / "examples" / "hello.s"))
     for p in sorted((GUEST_DIR / "c").glob("*.c")):
         guests += [_c_guest(p, "x86_32"), _c_guest(p, "x86_64")]
