@@ -41,7 +41,6 @@ from dbt.translator.templates import Templates
 from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
-FREE_CLOCK_MIPS = 20
 
 
 @register
@@ -60,7 +59,8 @@ class Bt:
         self.templates = Templates(self.layout)
         self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
         self.cache = CodeCache(m, self.layout, self.translator)
-        self.validate = getattr(mon.config, "validate", False)
+        self.validate = mon.config.validate
+        self.mixed_page_stores = 0
         self.callouts: dict[str, int] = {}
         self.misses = 0
         self.translate_seconds = 0.0
@@ -138,7 +138,7 @@ class Bt:
         if self.exact:
             self._loop(None)
         else:
-            with Watchdog(mon.uc, mon.config.max_insns / FREE_CLOCK_MIPS / 1e6) as dog:
+            with Watchdog.for_budget(mon.uc, mon.config.max_insns) as dog:
                 self._loop(dog)
         return self._result()
 
@@ -234,11 +234,7 @@ class Bt:
         if kind is SiteKind.BUDGET:
             return self._budget(site.fragment)
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
-            frag = site.fragment
-            self.mon.uc.mem_write(self.layout.slot_phys("rem"),
-                                  struct.pack("<i", self._rem() + frag.ninsns))
-            icount = self.counted()
-            self._set_count(icount)
+            icount = self._undo_prologue(site.fragment)
             self.pending_rep = (site.insn, self.mon.config.max_insns - icount)
             return None
         # FAULT: the block starts with bytes that cannot run
@@ -252,13 +248,18 @@ class Bt:
                        address=frag.guest_pc if vector == 14 else None)
         return None
 
+    def _undo_prologue(self, frag: Fragment) -> int:
+        """Give back what a fragment's prologue took (its code did not run); returns the
+        count so far, with the budget accounting restarted there."""
+        self.fast.mem_write(self._rem_phys, struct.pack("<i", self._rem() + frag.ninsns))
+        icount = self.counted()
+        self._set_count(icount)
+        return icount
+
     def _budget(self, frag: Fragment) -> int | None:
         """A prologue found the chunk spent: refill, run a tail, or end the run."""
-        self.mon.uc.mem_write(self.layout.slot_phys("rem"),
-                              struct.pack("<i", self._rem() + frag.ninsns))
-        icount = self.counted()
+        icount = self._undo_prologue(frag)
         left = self.mon.config.max_insns - icount
-        self._set_count(icount)
         if left <= 0:
             self.mon.icount = icount
             self.mon.machine.pc = frag.guest_pc
@@ -427,7 +428,7 @@ class Bt:
             for p in pages:
                 if p in self.cache.by_page:
                     self.cache.protect(p, True)
-            self.translator_stats_mixed = getattr(self, "translator_stats_mixed", 0) + 1
+            self.mixed_page_stores += 1
             self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)
             return
         frag, index = self._where(eip)
@@ -446,10 +447,7 @@ class Bt:
     # --- the result -------------------------------------------------------------------------
     def _result(self) -> RunResult:
         mon = self.mon
-        self._sync_in()
-        if self.exact and mon.reason is not Reason.BUDGET and mon.fault_info is None \
-                and mon.reason is not Reason.EXIT and mon.reason is not Reason.HALT:
-            mon.icount = self.counted()
+        self._sync_in()  # (every way a run stops has set mon.icount already)
         t = self.translator
         stats = {
             "blocks_translated": t.blocks, "guest_bytes_translated": t.guest_bytes,
@@ -463,7 +461,7 @@ class Bt:
             "callouts": dict(self.callouts),
             "invalidations": self.cache.stats["invalidations"],
             "invalidated_fragments": self.cache.stats["invalidated_fragments"],
-            "mixed_page_stores": getattr(self, "translator_stats_mixed", 0),
+            "mixed_page_stores": self.mixed_page_stores,
             "flushes": self.cache.stats["flushes"],
         }
         return mon.result(mon.vcpu, mon.guest_eflags(), mon.icount if self.exact else None,

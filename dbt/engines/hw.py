@@ -26,7 +26,6 @@ from dbt.monitor.monitor import Monitor
 from dbt.monitor.vcpu import VCpu
 from dbt.monitor.watchdog import Watchdog
 
-FREE_CLOCK_MIPS = 20  # budget -> time limit in the free clock
 COUNT_SLICE = 4_000_000  # exact clock: instructions per emu_start
 
 
@@ -84,9 +83,10 @@ class Hw:
                 mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
             else:
                 mon.icount += hooks_fired  # stopped for another reason: go on
-            if machine.memory:
-                machine.memory.flush_if_wanted() if not exact else \
-                    machine.memory.flush_if_busy()
+            if machine.memory and exact:
+                machine.memory.flush_if_busy()
+            elif machine.memory:
+                machine.memory.flush_if_wanted()
 
     def _exit(self, kind: str) -> None:
         self.exits[kind] = self.exits.get(kind, 0) + 1
@@ -118,7 +118,7 @@ class Hw:
         if exact:
             self._loop(exact, None)
         else:
-            with Watchdog(mon.uc, mon.config.max_insns / FREE_CLOCK_MIPS / 1e6) as dog:
+            with Watchdog.for_budget(mon.uc, mon.config.max_insns) as dog:
                 self._loop(exact, dog)
         eflags = mon.uc.reg_read(U.UC_X86_REG_EFLAGS)
         return mon.result(VCpu.from_unicorn(mon.machine), eflags, mon.icount if exact else None,

@@ -126,16 +126,21 @@ def _check_header(path: str, data: bytes) -> tuple[Arch, int]:
     return (Arch.X86_64 if klass == 2 else Arch.X86_32), klass
 
 
-def _parse(path: str, data: bytes):
+def lief_parse(path: str, data: bytes, parse, binary_type, what: str):
+    """Parse with lief, quietly; any failure of lief's is a one-line LoadError."""
     try:
         with quiet_lief():
-            elf = lief.ELF.parse(io.BytesIO(data))
+            binary = parse(io.BytesIO(data))
     except Exception as e:  # lief raises assorted types on bad input
-        raise LoadError(path, f"corrupt ELF: lief cannot parse it ({type(e).__name__}: "
+        raise LoadError(path, f"corrupt {what}: lief cannot parse it ({type(e).__name__}: "
                               f"{e})".replace("\n", " ")) from None
-    if elf is None or not isinstance(elf, lief.ELF.Binary):
-        raise LoadError(path, "corrupt ELF: lief cannot parse it")
-    return elf
+    if binary is None or not isinstance(binary, binary_type):
+        raise LoadError(path, f"corrupt {what}: lief cannot parse it")
+    return binary
+
+
+def _parse(path: str, data: bytes):
+    return lief_parse(path, data, lief.ELF.parse, lief.ELF.Binary, "ELF")
 
 
 def _segments(path: str, data: bytes, elf, klass: int):

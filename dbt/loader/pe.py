@@ -22,7 +22,7 @@ import struct
 import lief
 
 from dbt.errors import LoadError
-from dbt.loader.elf import quiet_lief
+from dbt.loader.elf import lief_parse, quiet_lief
 from dbt.loader.image import Arch, Image, Segment
 
 #: IMAGE_FILE_MACHINE_* -> name, for messages
@@ -110,12 +110,4 @@ def _check_headers(path: str, data: bytes) -> Arch:
 
 
 def _parse(path: str, data: bytes):
-    try:
-        with quiet_lief():
-            pe = lief.PE.parse(io.BytesIO(data))
-    except Exception as e:  # lief raises assorted types on bad input
-        raise LoadError(path, f"corrupt PE: lief cannot parse it ({type(e).__name__}: "
-                              f"{e})".replace("\n", " ")) from None
-    if pe is None or not isinstance(pe, lief.PE.Binary):
-        raise LoadError(path, "corrupt PE: lief cannot parse it")
-    return pe
+    return lief_parse(path, data, lief.PE.parse, lief.PE.Binary, "PE")

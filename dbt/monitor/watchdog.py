@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+FREE_CLOCK_MIPS = 20  # the free clock turns an instruction budget into host time at this rate
+
 
 class Watchdog:
     def __init__(self, uc, seconds: float):
@@ -16,6 +18,11 @@ class Watchdog:
         self.seconds = seconds
         self.fired = False
         self._timer: threading.Timer | None = None
+
+    @classmethod
+    def for_budget(cls, uc, max_insns: int) -> Watchdog:
+        """The watchdog for an instruction budget in the free clock."""
+        return cls(uc, max_insns / FREE_CLOCK_MIPS / 1e6)
 
     def _fire(self) -> None:
         self.fired = True
