@@ -9,14 +9,19 @@ stderr) and 70 on an internal error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
-from dbt.errors import DbtError, UsageError
+from dbt.errors import DbtError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70
 STATUS = {"halt": 0, "budget": 124, "fault": 125}
+
+#: modules that add a subcommand of their own: each has ``add_parser(subparsers)``,
+#: which calls ``set_defaults(handler=...)`` on the parser it adds
+SUBCOMMANDS: tuple[str, ...] = ()
 
 
 def _count(text: str) -> int:
@@ -57,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a guest under one engine",
                        description="Run a guest; its serial output goes to stdout byte for byte.")
     guest_args(r)
+    r.set_defaults(handler=cmd_run)
     r.add_argument("--engine", choices=engine_names(), default="interp")
     r.add_argument("--max-insns", type=_count, default=None, metavar="N",
                    help="instruction budget (default 2e9): the run ends with reason 'budget'")
@@ -72,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Translate the blocks reachable from the entry point as the "
                                    "bt engine would, and print guest and host code side by side.")
     guest_args(t)
+    t.set_defaults(handler=cmd_translate)
     t.add_argument("--clock", choices=["exact", "free"], default="exact")
     t.add_argument("--max-blocks", type=_count, default=10_000, metavar="N")
 
@@ -79,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Follow the guest's code from its entry point and print each "
                                    "block's instructions with their ISA-table class and action.")
     guest_args(s)
+    s.set_defaults(handler=cmd_scan)
     s.add_argument("--max-blocks", type=_count, default=10_000, metavar="N")
+
+    for name in SUBCOMMANDS:  # each adds its parser and sets its handler
+        importlib.import_module(name).add_parser(sub)
     return p
 
 
@@ -87,13 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = False
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "scan":
-            return cmd_scan(args)
-        if args.command == "translate":
-            return cmd_translate(args)
-        raise UsageError(f"unknown command {args.command}")
+        return args.handler(args)
     except DbtError as e:
         print(f"dbt: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
