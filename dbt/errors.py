@@ -7,7 +7,8 @@
     ├── ScanError             bytes the scanner cannot turn into a block
     ├── TranslationError      a block the translator cannot translate
     │   └── CacheFull         the code cache has no room (the monitor flushes and retries)
-    └── EngineError           an engine cannot run here (missing tool, unsupported set-up)
+    ├── EngineError           an engine cannot run here (missing tool, unsupported set-up)
+    └── CorpusFileError       a file of a coverage corpus that cannot be scanned (recorded, not fatal)
 
 A fault *of the guest* (#UD, #PF, a triple fault…) is not an exception: it is data
 about the guest, reported as a run result with reason ``fault``.
@@ -51,3 +52,15 @@ class CacheFull(TranslationError):
 
 class EngineError(DbtError):
     """An engine cannot run here or with these settings."""
+
+
+class CorpusFileError(DbtError):
+    """A file of a coverage corpus cannot be scanned: ``dbt coverage`` records the reason
+    with the file (``status`` is "skipped" for files that are not x86 binaries, "error"
+    for damaged ones) and goes on with the next file."""
+
+    def __init__(self, path: str, why: str, status: str = "error"):
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+        self.status = status

@@ -678,6 +678,22 @@ def _resolve_prefixed(mnemonic: str) -> tuple[Rule, Callable[[str], Rule] | None
     return _BY_MNEMONIC.get(base, UNKNOWN_RULE), None
 
 
+def operand_check(mnemonic: str) -> Callable[[str], Rule] | None:
+    """For a printed mnemonic whose rule depends on the operands, the function that
+    :func:`classify` applies to ``op_str``; None for every other mnemonic, whose rule is
+    the same for any operands (callers that classify millions of instructions, like the
+    coverage harness, may then cache the rule by mnemonic alone)."""
+    check = _BY_OPERANDS.get(mnemonic)
+    if check is None and mnemonic not in _BY_MNEMONIC:
+        check = _resolve_prefixed(mnemonic)[1]
+    return check
+
+
+def depends_on_operands(mnemonic: str) -> bool:
+    """Does :func:`classify` look at the operands for this printed mnemonic?"""
+    return operand_check(mnemonic) is not None
+
+
 def classify(mnemonic: str, op_str: str) -> Rule:
     """The rule for one decoded instruction.
 

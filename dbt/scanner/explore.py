@@ -14,14 +14,19 @@ from dbt.scanner.block import Block, StopReason, scan_block
 from dbt.scanner.decoder import Decoder, Insn
 
 #: after these the next instruction is not reached by falling through
-_NO_FALLTHROUGH = frozenset({"jmp", "ret", "retf", "retfq", "ljmp", "iret", "iretd", "iretq",
+NO_FALLTHROUGH = frozenset({"jmp", "ret", "retf", "retfq", "ljmp", "iret", "iretd", "iretq",
                              "sysret", "sysexit", "ud2", "hlt"})
 _TARGET = re.compile(r"^(?:0x[0-9a-f]+|[0-9]+)$")  # capstone prints targets below 10 in decimal
 
 
 def direct_target(insn: Insn) -> int | None:
     """The target of a direct near branch, from capstone's text (it prints absolute targets)."""
-    return int(insn.op_str, 0) if _TARGET.match(insn.op_str) else None
+    return target_of(insn.op_str)
+
+
+def target_of(op_str: str) -> int | None:
+    """The target a branch's operand text names, when it is an absolute address."""
+    return int(op_str, 0) if _TARGET.match(op_str) else None
 
 
 class ImageMemory:
@@ -55,6 +60,6 @@ def explore(image: Image, max_blocks: int = 10_000) -> list[Block]:
         target = direct_target(last) if block.stop is StopReason.CONTROL else None
         if target is not None:
             todo.append(target)
-        if last.name not in _NO_FALLTHROUGH and block.stop is not StopReason.UNDECODABLE:
+        if last.name not in NO_FALLTHROUGH and block.stop is not StopReason.UNDECODABLE:
             todo.append(block.end)
     return sorted(seen.values(), key=lambda b: b.pc)

@@ -1,0 +1,198 @@
+"""The research tables, exports and plots, computed from the coverage database alone.
+
+Tables (each answers one question directly):
+
+* ``overview``: files by status, binaries by format/bits/kind, instructions and bytes;
+* ``instructions``: for each privileged or sensitive instruction (mnemonic, class and
+  action as the ISA table gives them), the share of binaries that contain it and its
+  share of all instructions, found by the linear sweep and by recursive descent;
+* ``trap_and_emulate``: the binaries that would break a classical trap-and-emulate
+  VMM: they contain sensitive but unprivileged instructions (Robin & Irvine 2000);
+* ``unsupported``: instructions the binary translator marks ``unsupported``;
+* ``failures``: files not scanned, grouped by reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+
+from dbt.coverage.store import Store
+from dbt.errors import UsageError
+
+_SENSITIVE = ("privileged", "sensitive")
+
+
+@dataclass
+class Tables:
+    overview: dict
+    instructions: list[dict]
+    trap_and_emulate: list[dict]
+    unsupported: list[dict]
+    failures: list[dict]
+    dynamic: list[dict]
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def tables(store: Store) -> Tables:
+    db = store.db
+    status = dict(db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
+    ok = db.execute("SELECT COUNT(*), COALESCE(SUM(instructions), 0), "
+                    "COALESCE(SUM(exec_bytes), 0), COALESCE(SUM(undecodable_bytes), 0), "
+                    "COALESCE(SUM(reached_instructions), 0) FROM binaries WHERE status = 'ok'"
+                    ).fetchone()
+    n_ok, n_insns = ok[0], ok[1]
+    kinds = [{"format": f, "bits": b, "kind": k, "binaries": n} for f, b, k, n in db.execute(
+        "SELECT format, bits, kind, COUNT(*) FROM binaries WHERE status = 'ok' "
+        "GROUP BY format, bits, kind ORDER BY COUNT(*) DESC")]
+    overview = {"files": sum(status.values()), "by_status": status, "binaries": n_ok,
+                "instructions": n_insns, "exec_bytes": ok[2], "undecodable_bytes": ok[3],
+                "reached_instructions": ok[4], "kinds": kinds}
+    insns = []
+    for mnemonic, klass, action, nbin, nlin, nreach, nbin_reached in db.execute(
+            "SELECT c.mnemonic, c.class, c.action, COUNT(DISTINCT c.sha256), SUM(c.linear), "
+            "SUM(c.reached), COUNT(DISTINCT CASE WHEN c.reached > 0 THEN c.sha256 END) "
+            "FROM counts c JOIN binaries b ON b.sha256 = c.sha256 AND b.status = 'ok' "
+            "WHERE c.class IN (?, ?) AND c.linear > 0 GROUP BY c.mnemonic, c.class, c.action "
+            "ORDER BY COUNT(DISTINCT c.sha256) DESC, c.mnemonic", _SENSITIVE):
+        insns.append({"mnemonic": mnemonic, "class": klass, "action": action,
+                      "binaries": nbin, "binary_share": nbin / n_ok if n_ok else 0.0,
+                      "binaries_reached": nbin_reached, "instructions": nlin,
+                      "instruction_share": nlin / n_insns if n_insns else 0.0,
+                      "reached": nreach})
+    breaking = []
+    for sha, n, mnemonics, nreach in db.execute(
+            "SELECT c.sha256, SUM(c.linear), GROUP_CONCAT(DISTINCT c.mnemonic), SUM(c.reached) "
+            "FROM counts c JOIN binaries b ON b.sha256 = c.sha256 AND b.status = 'ok' "
+            "WHERE c.class = 'sensitive' AND c.linear > 0 GROUP BY c.sha256 "
+            "ORDER BY SUM(c.linear) DESC"):
+        paths = [p for (p,) in db.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY path",
+                                           (sha,))]
+        breaking.append({"path": paths[0] if paths else None, "paths": len(paths), "sha256": sha,
+                         "sensitive_instructions": n, "reached": nreach,
+                         "mnemonics": sorted(mnemonics.split(","))})
+    unsupported = [{"mnemonic": m, "class": k, "binaries": nb, "instructions": n, "reached": r}
+                   for m, k, nb, n, r in db.execute(
+                       "SELECT c.mnemonic, c.class, COUNT(DISTINCT c.sha256), SUM(c.linear), "
+                       "SUM(c.reached) FROM counts c JOIN binaries b ON b.sha256 = c.sha256 "
+                       "AND b.status = 'ok' WHERE c.action = 'unsupported' AND c.linear > 0 "
+                       "GROUP BY c.mnemonic, c.class ORDER BY COUNT(DISTINCT c.sha256) DESC")]
+    failures = [{"status": s, "reason": r, "files": n} for s, r, n in db.execute(
+        "SELECT status, reason, COUNT(*) FROM files WHERE status != 'ok' "
+        "GROUP BY status, reason ORDER BY COUNT(*) DESC")]
+    dynamic = [{"run": i, "guest": g, "engine": e, "reason": r, "guest_instructions": n,
+                "addresses": a} for i, g, e, r, n, a in db.execute(
+        "SELECT r.id, r.guest, r.engine, r.reason, r.guest_instructions, "
+        "(SELECT COUNT(*) FROM run_counts WHERE run_id = r.id) FROM runs r ORDER BY r.id")]
+    return Tables(overview, insns, breaking, unsupported, failures, dynamic)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%" if x >= 0.0001 or x == 0 else f"{100 * x:.4f}%"
+
+
+def render(t: Tables, top: int = 40) -> str:
+    """The tables as text."""
+    o = t.overview
+    lines = [f"files: {o['files']} ({', '.join(f'{k} {v}' for k, v in sorted(o['by_status'].items()))})",
+             f"binaries scanned: {o['binaries']}; instructions {o['instructions']:,} "
+             f"(reached by descent {o['reached_instructions']:,}); executable bytes "
+             f"{o['exec_bytes']:,}, undecodable {o['undecodable_bytes']:,}"]
+    for k in o["kinds"]:
+        lines.append(f"  {k['format']:<4} {k['bits'] or '':>2}-bit {k['kind'] or '':<12} {k['binaries']}")
+    lines += ["", f"privileged and sensitive instructions (of {o['binaries']} binaries, "
+                  f"{o['instructions']:,} instructions):",
+              f"  {'mnemonic':<14} {'class':<11} {'action':<12} {'binaries':>9} {'share':>8} "
+              f"{'reached':>8} {'insns':>10} {'share':>10}"]
+    for r in t.instructions[:top]:
+        lines.append(f"  {r['mnemonic']:<14} {r['class']:<11} {r['action']:<12} "
+                     f"{r['binaries']:>9} {_pct(r['binary_share']):>8} {r['binaries_reached']:>8} "
+                     f"{r['instructions']:>10} {_pct(r['instruction_share']):>10}")
+    if len(t.instructions) > top:
+        lines.append(f"  ... {len(t.instructions) - top} more")
+    lines += ["", f"binaries that would break trap-and-emulate (sensitive unprivileged "
+                  f"instructions): {len(t.trap_and_emulate)} of {o['binaries']}"]
+    for r in t.trap_and_emulate[:top]:
+        lines.append(f"  {r['sensitive_instructions']:>7} ({r['reached'] or 0} reached)  "
+                     f"{r['path']}  [{', '.join(r['mnemonics'])}]")
+    lines += ["", f"instructions the translator marks unsupported: {len(t.unsupported)}"]
+    for r in t.unsupported[:top]:
+        lines.append(f"  {r['mnemonic']:<14} {r['class']:<11} in {r['binaries']} binaries, "
+                     f"{r['instructions']} instructions ({r['reached'] or 0} reached)")
+    if t.failures:
+        lines += ["", "files not scanned:"]
+        for r in t.failures[:top]:
+            lines.append(f"  {r['files']:>6}  {r['status']:<8} {r['reason']}")
+    if t.dynamic:
+        lines += ["", "guest runs:"]
+        for r in t.dynamic:
+            lines.append(f"  run {r['run']}: {r['guest']} under {r['engine']}: {r['reason']}, "
+                         f"{r['guest_instructions']} instructions at {r['addresses']} addresses")
+    return "\n".join(lines)
+
+
+# --- exports ----------------------------------------------------------------------------------
+_FILE_COLUMNS = ("path", "sha256", "status", "reason", "format", "bits", "kind", "size",
+                 "exec_bytes", "instructions", "undecodable_bytes", "reached_instructions",
+                 "privileged", "sensitive", "control", "innocuous", "unsupported")
+
+
+def file_rows(store: Store) -> list[tuple]:
+    """One row per file: identity, status and the per-class counts."""
+    return store.db.execute(
+        "SELECT f.path, f.sha256, f.status, f.reason, b.format, b.bits, b.kind, f.size, "
+        "b.exec_bytes, b.instructions, b.undecodable_bytes, b.reached_instructions, "
+        + ", ".join(f"(SELECT COALESCE(SUM(linear), 0) FROM counts c WHERE c.sha256 = f.sha256 "
+                    f"AND c.{col} = '{val}')"
+                    for col, val in (("class", "privileged"), ("class", "sensitive"),
+                                     ("class", "control"), ("class", "innocuous"),
+                                     ("action", "unsupported")))
+        + " FROM files f LEFT JOIN binaries b ON b.sha256 = f.sha256 ORDER BY f.path").fetchall()
+
+
+def write_csv(store: Store, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(_FILE_COLUMNS)
+        w.writerows(file_rows(store))
+
+
+def write_parquet(store: Store, path: str) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("--parquet needs pyarrow: pip install pyarrow") from None
+    rows = file_rows(store)
+    table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(_FILE_COLUMNS)})
+    pq.write_table(table, path)
+
+
+def write_json(t: Tables, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(t.as_json(), f, indent=1)
+
+
+def plot(t: Tables, path: str, top: int = 30) -> None:
+    """A bar chart: the share of binaries containing each privileged/sensitive instruction."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'dbt[plot]'") from None
+    rows = t.instructions[:top]
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.28 * len(rows) + 1.5)))
+    colors = {"privileged": "#4c72b0", "sensitive": "#dd8452"}
+    labels = [f"{r['mnemonic']} ({r['action']})" for r in rows][::-1]
+    ax.barh(labels, [100 * r["binary_share"] for r in rows][::-1],
+            color=[colors[r["class"]] for r in rows][::-1])
+    ax.set_xlabel(f"binaries containing it (% of {t.overview['binaries']})")
+    ax.set_title("Privileged (blue) and sensitive unprivileged (orange) instructions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

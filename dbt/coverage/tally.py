@@ -1,0 +1,98 @@
+"""Counting decoded instructions by mnemonic, ISA-table class and translation action.
+
+The hot loops (:mod:`dbt.coverage.sweep`, :mod:`dbt.coverage.descent`) count
+capstone mnemonics only; the ISA table is asked once per new mnemonic, and per
+instruction only for the few mnemonics whose rule depends on the operands
+(``mov``, ``push``, ``pop``, ``jmp``, ``call``: :func:`dbt.isa.depends_on_operands`).
+Those, and every privileged or sensitive instruction, are *flagged*: their
+address is kept as a :class:`Site`, and an operand-chosen rule that differs from
+the mnemonic's ordinary one is counted apart, so the per-class totals are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dbt.isa import Rule, classify, depends_on_operands
+
+#: sites kept per binary; past this, sites are counted but their addresses dropped
+MAX_SITES = 20_000
+
+
+@dataclass
+class Site:
+    """A privileged or sensitive instruction found in a binary."""
+
+    address: int
+    section: str
+    mnemonic: str
+    op_str: str
+    rule: Rule
+    linear: bool = True  # found by the linear sweep
+    reached: bool = False  # found by recursive descent from the entry point and symbols
+
+    def as_json(self) -> dict:
+        return {"address": self.address, "section": self.section, "mnemonic": self.mnemonic,
+                "op_str": self.op_str, "class": self.rule.klass.value,
+                "action": self.rule.action.value, "robin_irvine": self.rule.robin_irvine,
+                "linear": self.linear, "reached": self.reached}
+
+
+class Tally:
+    """Instruction counts of one body of code (a binary's linear sweep, or its descent)."""
+
+    def __init__(self) -> None:
+        self.mnemonics: dict[str, int] = {}
+        #: mnemonics the hot loop must look at one by one (sensitive, or operand-dependent)
+        self.flagged: set[str] = set()
+        #: (mnemonic, rule) -> count, for operand-chosen rules other than the mnemonic's own
+        self.special: dict[tuple[str, Rule], int] = {}
+        self.instructions = 0
+        self.bytes = 0  # bytes covered by decoded instructions
+        self.undecodable = 0  # bytes skipped because capstone could not decode them
+
+    def first_seen(self, mnemonic: str) -> None:
+        """Decide once whether instructions with this mnemonic need a closer look."""
+        if depends_on_operands(mnemonic) or classify(mnemonic, "").sensitive:
+            self.flagged.add(mnemonic)
+
+    def note(self, mnemonic: str, op_str: str) -> Rule:
+        """The rule of a flagged instruction; operand-chosen rules are counted apart."""
+        rule = classify(mnemonic, op_str)
+        if rule is not base_rule(mnemonic):
+            key = (mnemonic, rule)
+            self.special[key] = self.special.get(key, 0) + 1
+        return rule
+
+    def by_rule(self) -> dict[tuple[str, str, str], int]:
+        """(mnemonic, class, action) -> count: every instruction exactly once."""
+        out: dict[tuple[str, str, str], int] = {}
+        for mnemonic, n in self.mnemonics.items():
+            r = base_rule(mnemonic)
+            out[(mnemonic, r.klass.value, r.action.value)] = n
+        for (mnemonic, rule), n in self.special.items():
+            base = base_rule(mnemonic)
+            out[(mnemonic, base.klass.value, base.action.value)] -= n
+            key = (mnemonic, rule.klass.value, rule.action.value)
+            out[key] = out.get(key, 0) + n
+        return {k: n for k, n in out.items() if n}
+
+
+_BASE: dict[str, Rule] = {}
+
+
+def base_rule(mnemonic: str) -> Rule:
+    """The rule of a mnemonic with ordinary operands (cached: the table is immutable)."""
+    rule = _BASE.get(mnemonic)
+    if rule is None:
+        rule = _BASE[mnemonic] = classify(mnemonic, "")
+    return rule
+
+
+def summarize(rows: dict[tuple[str, str, str], int]) -> dict[str, dict[str, int]]:
+    """Totals per mnemonic, class and action from (mnemonic, class, action) counts."""
+    out: dict[str, dict[str, int]] = {"mnemonics": {}, "classes": {}, "actions": {}}
+    for (mnemonic, klass, action), n in rows.items():
+        for table, key in (("mnemonics", mnemonic), ("classes", klass), ("actions", action)):
+            out[table][key] = out[table].get(key, 0) + n
+    return out
