@@ -21,13 +21,19 @@ that points past the end of a truncated file is an error that names it.
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
+import struct
 from dataclasses import dataclass, field
 
 from dbt.errors import CorpusFileError
 from dbt.loader import elf as elf_loader
 from dbt.loader import pe as pe_loader
 
+#: larger ELF files reach lief as their metadata only (see _elf_metadata)
+WHOLE_FILE = 64 << 20
+#: SHT_SYMTAB, SHT_STRTAB, SHT_DYNAMIC, SHT_DYNSYM: what lief reads besides the header tables
+_METADATA_SECTIONS = {2, 3, 6, 11}
 _SHF_EXECINSTR = 0x4
 _PF_X = 0x1
 _SCN_CNT_CODE, _SCN_MEM_EXECUTE = 0x20, 0x20000000
@@ -69,7 +75,7 @@ def read_binary(path: str, fmt: str, size: int) -> Binary:
     parse = _elf if fmt == "ELF" else _pe
     try:
         with elf_loader.quiet_lief():
-            binary = parse(path)
+            binary = parse(path, size)
             return _checked(path, binary, size)
     except CorpusFileError:
         raise
@@ -87,21 +93,29 @@ def _checked(path: str, b: Binary, size: int) -> Binary:
     return b
 
 
-def _elf(path: str) -> Binary:
+def _elf(path: str, size: int) -> Binary:
     import lief
 
     with open(path, "rb") as f:
         head = f.read(64)
     if len(head) < 20:
         raise CorpusFileError(path, f"truncated ELF: {len(head)} bytes")
-    if head[4] not in elf_loader.CLASSES or head[5] != 1:
-        raise CorpusFileError(path, f"not a little-endian ELF32/ELF64 file (class {head[4]}, "
-                                    f"data {head[5]})", status="skipped")
+    if head[4] not in elf_loader.CLASSES or head[5] not in (1, 2):
+        raise CorpusFileError(path, f"corrupt ELF header: class {head[4]}, data {head[5]}")
+    if head[5] == 2:
+        raise CorpusFileError(path, "big-endian ELF: not x86", status="skipped")
     machine = int.from_bytes(head[18:20], "little")
     if machine not in (elf_loader.EM_386, elf_loader.EM_X86_64):
         raise CorpusFileError(path, f"ELF for {elf_loader.machine_name(machine)}, not x86",
                               status="skipped")
-    elf = lief.ELF.parse(path)
+    _check_tables(path, head, size)
+    config = lief.ELF.ParserConfig()
+    config.parse_overlay = False  # bytes past the last section: never held in memory
+    config.parse_relocations = False
+    config.parse_notes = False
+    config.parse_symbol_versions = False
+    elf = lief.ELF.parse(path, config) if size <= WHOLE_FILE else \
+        lief.ELF.parse(io.BytesIO(_elf_metadata(path, head, size)), config)
     if not isinstance(elf, lief.ELF.Binary):
         raise CorpusFileError(path, "corrupt ELF: lief cannot parse it")
     bits = 64 if head[4] == 2 else 32
@@ -141,11 +155,58 @@ def _elf(path: str) -> Binary:
     return Binary("ELF", bits, kind, entry, regions)
 
 
+def _check_tables(path: str, head: bytes, size: int) -> None:
+    """The header and its program and section header tables lie inside the file (lief
+    would quietly list fewer of them)."""
+    name, header_size, _ = elf_loader.CLASSES[head[4]]
+    if len(head) < header_size:
+        raise CorpusFileError(path, f"truncated ELF: {size} bytes, less than the "
+                                    f"{header_size}-byte {name} header")
+    if head[4] == 1:
+        phoff, shoff = struct.unpack_from("<II", head, 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", head, 42)
+    else:
+        phoff, shoff = struct.unpack_from("<QQ", head, 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", head, 54)
+    for what, off, n, ent in (("program", phoff, phnum, phentsize),
+                              ("section", shoff, shnum, shentsize)):
+        if n and off + n * ent > size:
+            raise CorpusFileError(path, f"truncated ELF: {n} {what} headers at {off:#x}-"
+                                        f"{off + n * ent:#x} run past the end of the file "
+                                        f"({size:#x} bytes)")
+
+
+def _elf_metadata(path: str, head: bytes, size: int) -> bytes:
+    """The first bytes of a large ELF file, up to the end of its last piece of metadata
+    (header tables, symbol and string tables): all lief needs, since the code is read
+    from the file here. (lief reads whole files into memory.)"""
+    wide = head[4] == 2
+    shoff = struct.unpack_from("<Q" if wide else "<I", head, 40 if wide else 32)[0]
+    shentsize, shnum = struct.unpack_from("<HH", head, 58 if wide else 46)
+    phoff = struct.unpack_from("<Q" if wide else "<I", head, 32 if wide else 28)[0]
+    phentsize, phnum = struct.unpack_from("<HH", head, 54 if wide else 42)
+    limit = max(64, phoff + phentsize * phnum, shoff + shentsize * shnum)
+    with open(path, "rb") as f:
+        f.seek(shoff)
+        table = f.read(shentsize * shnum)
+        for i in range(shnum):
+            if wide:
+                stype, = struct.unpack_from("<I", table, i * shentsize + 4)
+                offset, length = struct.unpack_from("<QQ", table, i * shentsize + 24)
+            else:
+                stype, = struct.unpack_from("<I", table, i * shentsize + 4)
+                offset, length = struct.unpack_from("<II", table, i * shentsize + 16)
+            if stype in _METADATA_SECTIONS:
+                limit = max(limit, min(size, offset + length))
+        f.seek(0)
+        return f.read(limit)
+
+
 def _has_entry(elf) -> bool:
     return int(elf.header.entrypoint) != 0
 
 
-def _pe(path: str) -> Binary:
+def _pe(path: str, size: int) -> Binary:
     import lief
 
     with open(path, "rb") as f:
@@ -154,13 +215,23 @@ def _pe(path: str) -> Binary:
     if at is None:
         raise CorpusFileError(path, "MZ header without a PE signature (a DOS program or not "
                                     "an executable)", status="skipped")
-    if at + 6 > len(head):
+    if at + 24 > len(head):
         raise CorpusFileError(path, "truncated PE: the file ends inside the COFF header")
     machine = int.from_bytes(head[at + 4:at + 6], "little")
     if machine not in (pe_loader.I386, pe_loader.AMD64):
         raise CorpusFileError(path, f"PE for {pe_loader.machine_name(machine)}, not x86",
                               status="skipped")
-    pe = lief.PE.parse(path)
+    nsections, = struct.unpack_from("<H", head, at + 6)
+    opt_size, = struct.unpack_from("<H", head, at + 20)
+    table = at + 24 + opt_size
+    if table + 40 * nsections > size:
+        raise CorpusFileError(path, f"truncated PE: {nsections} section headers at {table:#x} "
+                                    f"run past the end of the file ({size:#x} bytes)")
+    config = lief.PE.ParserConfig()
+    config.parse_reloc = False
+    config.parse_rsrc = False
+    config.parse_signature = False
+    pe = lief.PE.parse(path, config)
     if not isinstance(pe, lief.PE.Binary):
         raise CorpusFileError(path, "corrupt PE: lief cannot parse it")
     bits = 64 if machine == pe_loader.AMD64 else 32
