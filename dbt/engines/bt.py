@@ -94,6 +94,9 @@ class Bt:
         self._write_slot("viopl", 0)
         self._write_slot("hits", 0)
         self._set_count(0)
+        self.rep_scratch = None  # (host address, insn) of the rep _rep_to_budget runs alone
+        if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
+            mon.coverage.attach(self)
 
     # --- the vCPU area ----------------------------------------------------------------------
     def _read_slot(self, name: str) -> int:
@@ -289,6 +292,7 @@ class Bt:
         self.pending_rep = None
         mon, machine = self.mon, self.mon.machine
         at = self.cache.scratch(insn.raw + b"\xf4")
+        self.rep_scratch = (at, insn)
         icount = self.counted()
         try:
             mon.uc.emu_start(at, 0, count=left)
@@ -406,6 +410,8 @@ class Bt:
         mon = self.mon
         address, size = self.write_fault
         eip = mon.uc.reg_read(mon.machine.pc_reg)
+        if mon.coverage is not None:  # the store did not retire: it starts again (or faults)
+            mon.coverage.restarted(eip)
         if address >= mon.machine.ram_size:  # the code cache or the lookup table
             # the guest must not learn the monitor's memory exists: fault as the
             # other engines do on a store past guest RAM

@@ -43,6 +43,8 @@ class Hw:
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
         uc.hook_add(C.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, U.UC_X86_INS_CPUID)
+        if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
+            mon.coverage.attach(self)
 
     def _loop(self, exact: bool, dog: Watchdog | None) -> None:
         mon, machine, watch = self.mon, self.mon.machine, self.watch

@@ -32,6 +32,9 @@ class Interp:
     def __init__(self, mon: Monitor):
         self.mon = mon
         self.watch = FaultWatch(mon)
+        self.on_dispatch = None  # coverage: called with each instruction dispatched
+        if mon.coverage is not None:
+            mon.coverage.attach(self)
 
     def run(self) -> RunResult:
         mon, machine, decoder = self.mon, self.mon.machine, self.mon.decoder
@@ -44,6 +47,8 @@ class Interp:
             pc = machine.pc
             window = machine.fetch(pc, MAX_INSN_LEN)
             insn = decoder.decode(pc, window)
+            if self.on_dispatch is not None and insn is not None:
+                self.on_dispatch(insn)
             if insn is None:
                 self._undecodable(pc, window)
             elif insn.rule.action in _NATIVE:

@@ -73,6 +73,7 @@ class Monitor:
         self.bus.attach(DEBUG_EXIT_PORT, 1, self.debug_exit)
         self.icount = 0  # retired guest instructions (exact clock)
         self.on_guest_write = None  # the code cache's SMC check (engine bt)
+        self.coverage = None  # a dynamic-coverage recorder: engines attach it (dbt.coverage)
         self.reason: Reason | None = None
         self.fault_info: Fault | None = None
         self.stats: dict[str, int] = {}
