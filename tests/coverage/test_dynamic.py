@@ -14,9 +14,10 @@ from dbt.loader import DEFAULT_RAM_SIZE, load
 from dbt.monitor.monitor import RunConfig
 from guests import Guest, all_guests, guest_file
 
-#: the assembly guests and two C guests (the C guests cost seconds each under interp)
-GUESTS = [g for g in all_guests()
-          if g.arch is None or g.name in ("sieve.c[x86_64]", "crc32.c[x86_32]")]
+#: the assembly guests and one C guest by default; the other C guests (seconds each under
+#: interp) with -m slow
+GUESTS = [g if g.arch is None or g.name == "sieve.c[x86_64]" else
+          pytest.param(g, marks=pytest.mark.slow, id=str(g)) for g in all_guests()]
 
 
 def _run(image, engine: str, budget: int = 50_000_000) -> tuple:
