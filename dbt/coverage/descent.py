@@ -12,7 +12,7 @@ an undecodable byte, or at an address already decoded.
 
 from __future__ import annotations
 
-from dbt.coverage.tally import MAX_SITES, Site, Tally, base_rule
+from dbt.coverage.tally import MAX_SITES, PRIVILEGED, SENSITIVE, Site, Tally, base_rule
 from dbt.isa import Action
 from dbt.scanner import Decoder
 from dbt.scanner.explore import NO_FALLTHROUGH, target_of
@@ -73,9 +73,10 @@ def descend(decoder: Decoder, code: memoryview, address: int, section: str, root
                     tally.first_seen(mnemonic)
                 else:
                     counts[mnemonic] = c + 1
-                if mnemonic in flagged:
-                    rule = tally.note(mnemonic, op_str)
-                    if rule.sensitive:
+                flag = flagged.get(mnemonic)
+                if flag is not None and (flag[0] is None or flag[0](op_str) is not flag[1]):
+                    rule = tally.closer(mnemonic, op_str)
+                    if rule.klass is PRIVILEGED or rule.klass is SENSITIVE:
                         site = sites.get(a)
                         if site is not None:
                             site.reached = True

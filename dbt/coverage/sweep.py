@@ -9,7 +9,7 @@ as undecodable and the sweep goes on at the next byte (as objdump does).
 
 from __future__ import annotations
 
-from dbt.coverage.tally import MAX_SITES, Site, Tally
+from dbt.coverage.tally import MAX_SITES, PRIVILEGED, SENSITIVE, Site, Tally
 from dbt.scanner import Decoder
 
 #: bytes decoded per capstone call; an instruction is at most 15 bytes long
@@ -24,28 +24,30 @@ def sweep(decoder: Decoder, code: memoryview, address: int, section: str, tally:
     counts, flagged, disasm = tally.mnemonics, tally.flagged, decoder.disasm
     size = len(code)
     off = 0
-    instructions = 0
+    before = sum(counts.values())
     while off < size:
         end = min(size, off + CHUNK)
         base = address + off
         a = s = -1
-        n0 = instructions
         for a, s, mnemonic, op_str in disasm(code[off:end], base):
-            instructions += 1
             c = counts.get(mnemonic)
             if c is None:
                 counts[mnemonic] = 1
                 tally.first_seen(mnemonic)
             else:
                 counts[mnemonic] = c + 1
-            if mnemonic in flagged:
-                rule = tally.note(mnemonic, op_str)
-                if rule.sensitive and len(sites) < MAX_SITES:
-                    sites[a] = Site(a, section, mnemonic, op_str, rule)
-        done = a + s - base if instructions > n0 else 0
+            flag = flagged.get(mnemonic)
+            if flag is not None:  # operand-dependent or sensitive
+                check, ordinary = flag
+                if check is None or check(op_str) is not ordinary:
+                    rule = tally.closer(mnemonic, op_str)
+                    klass = rule.klass
+                    if (klass is PRIVILEGED or klass is SENSITIVE) and len(sites) < MAX_SITES:
+                        sites[a] = Site(a, section, mnemonic, op_str, rule)
+        done = a + s - base if a >= 0 else 0
         tally.bytes += done
         off += done
         if off < end and (end == size or end - off > _MAX_INSN):
             tally.undecodable += 1  # capstone stopped inside the chunk: a bad byte
             off += 1
-    tally.instructions += instructions
+    tally.instructions += sum(counts.values()) - before

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbt.isa import Rule, classify, depends_on_operands
+from collections.abc import Callable
+
+from dbt.isa import InsnClass, Rule, classify, operand_check
 
 #: sites kept per binary; past this, sites are counted but their addresses dropped
 MAX_SITES = 20_000
+#: classes whose instructions are kept as sites (hot loops compare by identity: hashing an
+#: enum member is a Python-level call)
+PRIVILEGED, SENSITIVE = InsnClass.PRIVILEGED, InsnClass.SENSITIVE
 
 
 @dataclass
@@ -43,8 +48,11 @@ class Tally:
 
     def __init__(self) -> None:
         self.mnemonics: dict[str, int] = {}
-        #: mnemonics the hot loop must look at one by one (sensitive, or operand-dependent)
-        self.flagged: set[str] = set()
+        #: mnemonics the hot loop must look at one by one (sensitive, or operand-dependent):
+        #: (the ISA table's operand check, None if the rule does not depend on operands;
+        #: the rule of the ordinary form). An instruction needs a closer look
+        #: (:meth:`closer`) when it has no check or its check gives another rule.
+        self.flagged: dict[str, tuple[Callable[[str], Rule] | None, Rule]] = {}
         #: (mnemonic, rule) -> count, for operand-chosen rules other than the mnemonic's own
         self.special: dict[tuple[str, Rule], int] = {}
         self.instructions = 0
@@ -53,13 +61,17 @@ class Tally:
 
     def first_seen(self, mnemonic: str) -> None:
         """Decide once whether instructions with this mnemonic need a closer look."""
-        if depends_on_operands(mnemonic) or classify(mnemonic, "").sensitive:
-            self.flagged.add(mnemonic)
+        check = operand_check(mnemonic)
+        if check is not None or base_rule(mnemonic).sensitive:
+            self.flagged[mnemonic] = (check, base_rule(mnemonic))
 
-    def note(self, mnemonic: str, op_str: str) -> Rule:
-        """The rule of a flagged instruction; operand-chosen rules are counted apart."""
-        rule = classify(mnemonic, op_str)
-        if rule is not base_rule(mnemonic):
+
+    def closer(self, mnemonic: str, op_str: str) -> Rule:
+        """The rule of a flagged instruction that is sensitive or has unusual operands;
+        an operand-chosen rule is counted apart from the mnemonic's own."""
+        check, ordinary = self.flagged[mnemonic]
+        rule = ordinary if check is None else check(op_str)
+        if rule is not ordinary:
             key = (mnemonic, rule)
             self.special[key] = self.special.get(key, 0) + 1
         return rule

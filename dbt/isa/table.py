@@ -689,11 +689,6 @@ def operand_check(mnemonic: str) -> Callable[[str], Rule] | None:
     return check
 
 
-def depends_on_operands(mnemonic: str) -> bool:
-    """Does :func:`classify` look at the operands for this printed mnemonic?"""
-    return operand_check(mnemonic) is not None
-
-
 def classify(mnemonic: str, op_str: str) -> Rule:
     """The rule for one decoded instruction.
 
