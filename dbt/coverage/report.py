@@ -71,9 +71,13 @@ def tables(store: Store) -> Tables:
             "ORDER BY SUM(c.linear) DESC"):
         paths = [p for (p,) in db.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY path",
                                            (sha,))]
+        robin_irvine = [m for (m,) in db.execute(
+            "SELECT DISTINCT mnemonic FROM sites WHERE sha256 = ? AND robin_irvine = 1 "
+            "ORDER BY mnemonic", (sha,))]
         breaking.append({"path": paths[0] if paths else None, "paths": len(paths), "sha256": sha,
                          "sensitive_instructions": n, "reached": nreach,
-                         "mnemonics": sorted(mnemonics.split(","))})
+                         "mnemonics": sorted(mnemonics.split(",")),
+                         "robin_irvine": robin_irvine})
     unsupported = [{"mnemonic": m, "class": k, "binaries": nb, "instructions": n, "reached": r}
                    for m, k, nb, n, r in db.execute(
                        "SELECT c.mnemonic, c.class, COUNT(DISTINCT c.sha256), SUM(c.linear), "
@@ -116,8 +120,9 @@ def render(t: Tables, top: int = 40) -> str:
     lines += ["", f"binaries that would break trap-and-emulate (sensitive unprivileged "
                   f"instructions): {len(t.trap_and_emulate)} of {o['binaries']}"]
     for r in t.trap_and_emulate[:top]:
+        ri = f"; Robin & Irvine: {', '.join(r['robin_irvine'])}" if r["robin_irvine"] else ""
         lines.append(f"  {r['sensitive_instructions']:>7} ({r['reached'] or 0} reached)  "
-                     f"{r['path']}  [{', '.join(r['mnemonics'])}]")
+                     f"{r['path']}  [{', '.join(r['mnemonics'])}{ri}]")
     lines += ["", f"instructions the translator marks unsupported: {len(t.unsupported)}"]
     for r in t.unsupported[:top]:
         lines.append(f"  {r['mnemonic']:<14} {r['class']:<11} in {r['binaries']} binaries, "

@@ -3,7 +3,7 @@
 The hot loops (:mod:`dbt.coverage.sweep`, :mod:`dbt.coverage.descent`) count
 capstone mnemonics only; the ISA table is asked once per new mnemonic, and per
 instruction only for the few mnemonics whose rule depends on the operands
-(``mov``, ``push``, ``pop``, ``jmp``, ``call``: :func:`dbt.isa.depends_on_operands`).
+(``mov``, ``push``, ``pop``, ``jmp``, ``call``: :func:`dbt.isa.operand_check`).
 Those, and every privileged or sensitive instruction, are *flagged*: their
 address is kept as a :class:`Site`, and an operand-chosen rule that differs from
 the mnemonic's ordinary one is counted apart, so the per-class totals are exact.

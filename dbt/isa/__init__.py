@@ -5,8 +5,6 @@ this one table (see :mod:`dbt.isa.table`).
 """
 
 from dbt.isa.model import Action, InsnClass, Rule
-from dbt.isa.table import (RULES, classify, operand_check,
-                           rule_for_name)
+from dbt.isa.table import RULES, classify, operand_check, rule_for_name
 
-__all__ = ["Action", "InsnClass", "Rule", "RULES", "classify", "operand_check",
-           "rule_for_name"]
+__all__ = ["Action", "InsnClass", "Rule", "RULES", "classify", "operand_check", "rule_for_name"]
