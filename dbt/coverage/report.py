@@ -7,7 +7,9 @@ Tables (each answers one question directly):
   action as the ISA table gives them), the share of binaries that contain it and its
   share of all instructions, found by the linear sweep and by recursive descent;
 * ``trap_and_emulate``: the binaries that would break a classical trap-and-emulate
-  VMM: they contain sensitive but unprivileged instructions (Robin & Irvine 2000);
+  VMM: they contain sensitive but unprivileged instructions (Robin & Irvine 2000),
+  ordered by how many of them recursive descent reaches (padding between functions,
+  such as Go's ``int3`` fill, is found by the sweep only);
 * ``unsupported``: instructions the binary translator marks ``unsupported``;
 * ``failures``: files not scanned, grouped by reason.
 """
@@ -68,7 +70,7 @@ def tables(store: Store) -> Tables:
             "SELECT c.sha256, SUM(c.linear), GROUP_CONCAT(DISTINCT c.mnemonic), SUM(c.reached) "
             "FROM counts c JOIN binaries b ON b.sha256 = c.sha256 AND b.status = 'ok' "
             "WHERE c.class = 'sensitive' AND c.linear > 0 GROUP BY c.sha256 "
-            "ORDER BY SUM(c.linear) DESC"):
+            "ORDER BY SUM(c.reached) DESC, SUM(c.linear) DESC"):
         paths = [p for (p,) in db.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY path",
                                            (sha,))]
         robin_irvine = [m for (m,) in db.execute(
