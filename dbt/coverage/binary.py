@@ -286,8 +286,5 @@ def mapped(path: str, size: int):
         view.release()
         try:
             mm.close()
-        except BufferError:  # a decoder generator not yet collected still holds a slice
-            import gc
-
-            gc.collect()
-            mm.close()
+        except BufferError:  # a decoder generator not yet collected still holds a slice:
+            pass  # the mapping goes when it does (closing is only an early release)
