@@ -167,7 +167,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:  # noqa: D103
+def cmd_run(args) -> int:
     from dbt.coverage.dynamic import main_run
 
     return main_run(args)

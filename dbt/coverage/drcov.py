@@ -98,7 +98,10 @@ def parse_drcov(data: bytes) -> Drcov:
         re.fullmatch(r"Module Table: (\d+)()", head)
     if not m:
         raise DrcovError(f"drcov: bad module table header {head!r}")
-    table_version, count = (int(m.group(1)), int(m.group(2))) if m.group(2) else (1, int(m.group(1)))
+    if m.group(2):
+        table_version, count = int(m.group(1)), int(m.group(2))
+    else:  # version 1: "Module Table: <count>"
+        table_version, count = 1, int(m.group(1))
     columns = ["id", "base", "end", "entry", "path"]  # version 1 has no Columns line
     if table_version > 1:
         cols = line()

@@ -103,12 +103,14 @@ def _pct(x: float) -> str:
 def render(t: Tables, top: int = 40) -> str:
     """The tables as text."""
     o = t.overview
-    lines = [f"files: {o['files']} ({', '.join(f'{k} {v}' for k, v in sorted(o['by_status'].items()))})",
+    status = ", ".join(f"{k} {v}" for k, v in sorted(o["by_status"].items()))
+    lines = [f"files: {o['files']} ({status})",
              f"binaries scanned: {o['binaries']}; instructions {o['instructions']:,} "
              f"(reached by descent {o['reached_instructions']:,}); executable bytes "
              f"{o['exec_bytes']:,}, undecodable {o['undecodable_bytes']:,}"]
     for k in o["kinds"]:
-        lines.append(f"  {k['format']:<4} {k['bits'] or '':>2}-bit {k['kind'] or '':<12} {k['binaries']}")
+        lines.append(f"  {k['format']:<4} {k['bits'] or '':>2}-bit {k['kind'] or '':<12} "
+                     f"{k['binaries']}")
     lines += ["", f"privileged and sensitive instructions (of {o['binaries']} binaries, "
                   f"{o['instructions']:,} instructions):",
               f"  {'mnemonic':<14} {'class':<11} {'action':<12} {'binaries':>9} {'share':>8} "

@@ -84,9 +84,11 @@ class Store:
         self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         if path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")  # readers (report) beside one writer
-        self.db.execute("PRAGMA synchronous=NORMAL")  # durable at each commit's WAL write
+        # a killed process loses no committed file; only a power cut may lose the last ones
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (SCHEMA_VERSION,))
 
     def close(self) -> None:
         self.db.close()

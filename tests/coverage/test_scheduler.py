@@ -30,5 +30,6 @@ def test_scan_on_a_local_cluster(tmp_path, samples):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
         summary = run_static([str(corpus)], store, scheduler=cluster.scheduler_address)
-    assert (summary.scanned, summary.ok) == (4, 4), [store.record(p)["reason"] for p in store.paths()]
+    reasons = [store.record(p)["reason"] for p in store.paths()]
+    assert (summary.scanned, summary.ok) == (4, 4), reasons
     assert store.record(str(corpus / "exe64"))["mnemonics"]["sgdt"] == 1
