@@ -164,6 +164,8 @@ def main() -> None:
                     help="binaries in the throughput sample (default 40)")
     ap.add_argument("--db", default=None, help="keep the corpus database here")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="measure the throughput ratio only (no --jobs run, no corpus scan)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dbt-coverage-bench-"))
     try:
@@ -175,6 +177,9 @@ def main() -> None:
         step = max(1, len(elves) // args.sample)
         sample = elves[::step][:args.sample] + [os.path.realpath(sys.executable)]
         tp = throughput(sample)
+        if args.throughput_only:
+            print(json.dumps({"throughput": tp}, indent=1))
+            return
         # --jobs: files of moderate size (one huge file would bound the parallel run)
         moderate = [p for p in elves if os.path.getsize(p) < 4 << 20]
         sub = moderate[::max(1, len(moderate) // 150)][:150]

@@ -51,8 +51,8 @@ def descend(decoder: Decoder, code: memoryview, address: int, section: str, root
         return False
     seen = bytearray(size)  # 1 at the first byte of each instruction decoded
     todo = [r for r in roots if address <= r < address + size]
-    counts, flagged, disasm = tally.mnemonics, tally.flagged, decoder.disasm
-    instructions = covered = 0
+    entries, disasm = tally.entries, decoder.disasm
+    covered = 0
     while todo:
         pc = todo.pop()
         off = pc - address
@@ -65,16 +65,13 @@ def descend(decoder: Decoder, code: memoryview, address: int, section: str, root
                     nxt = -1
                     break
                 seen[i] = 1
-                instructions += 1
                 covered += s
-                c = counts.get(mnemonic)
-                if c is None:
-                    counts[mnemonic] = 1
-                    tally.first_seen(mnemonic)
-                else:
-                    counts[mnemonic] = c + 1
-                flag = flagged.get(mnemonic)
-                if flag is not None and (flag[0] is None or flag[0](op_str) is not flag[1]):
+                e = entries.get(mnemonic)
+                if e is None:
+                    e = tally.entry(mnemonic)
+                e[0] += 1
+                check = e[1]
+                if check is not False and (check is None or check(op_str) is not e[2]):
                     rule = tally.closer(mnemonic, op_str)
                     if rule.klass is PRIVILEGED or rule.klass is SENSITIVE:
                         site = sites.get(a)
@@ -97,6 +94,5 @@ def descend(decoder: Decoder, code: memoryview, address: int, section: str, root
                     nxt = -1  # undecodable: this path ends
                 run = min(run * 2, MAX_RUN)
             off = nxt if nxt >= 0 else size
-    tally.instructions += instructions
     tally.bytes += covered
     return True

@@ -21,25 +21,21 @@ def sweep(decoder: Decoder, code: memoryview, address: int, section: str, tally:
           sites: dict[int, Site]) -> None:
     """Decode ``code`` (loaded at ``address``) linearly into ``tally``; flagged
     instructions that are privileged or sensitive go into ``sites`` by address."""
-    counts, flagged, disasm = tally.mnemonics, tally.flagged, decoder.disasm
+    entries, disasm = tally.entries, decoder.disasm
     size = len(code)
     off = 0
-    before = sum(counts.values())
     while off < size:
         end = min(size, off + CHUNK)
         base = address + off
         a = s = -1
         for a, s, mnemonic, op_str in disasm(code[off:end], base):
-            c = counts.get(mnemonic)
-            if c is None:
-                counts[mnemonic] = 1
-                tally.first_seen(mnemonic)
-            else:
-                counts[mnemonic] = c + 1
-            flag = flagged.get(mnemonic)
-            if flag is not None:  # operand-dependent or sensitive
-                check, ordinary = flag
-                if check is None or check(op_str) is not ordinary:
+            e = entries.get(mnemonic)
+            if e is None:
+                e = tally.entry(mnemonic)
+            e[0] += 1
+            check = e[1]
+            if check is not False:  # operand-dependent or sensitive
+                if check is None or check(op_str) is not e[2]:
                     rule = tally.closer(mnemonic, op_str)
                     klass = rule.klass
                     if (klass is PRIVILEGED or klass is SENSITIVE) and len(sites) < MAX_SITES:
@@ -50,4 +46,3 @@ def sweep(decoder: Decoder, code: memoryview, address: int, section: str, tally:
         if off < end and (end == size or end - off > _MAX_INSN):
             tally.undecodable += 1  # capstone stopped inside the chunk: a bad byte
             off += 1
-    tally.instructions += sum(counts.values()) - before

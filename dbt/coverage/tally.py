@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collections.abc import Callable
-
 from dbt.isa import InsnClass, Rule, classify, operand_check
 
 #: sites kept per binary; past this, sites are counted but their addresses dropped
@@ -47,29 +45,38 @@ class Tally:
     """Instruction counts of one body of code (a binary's linear sweep, or its descent)."""
 
     def __init__(self) -> None:
-        self.mnemonics: dict[str, int] = {}
-        #: mnemonics the hot loop must look at one by one (sensitive, or operand-dependent):
-        #: (the ISA table's operand check, None if the rule does not depend on operands;
-        #: the rule of the ordinary form). An instruction needs a closer look
-        #: (:meth:`closer`) when it has no check or its check gives another rule.
-        self.flagged: dict[str, tuple[Callable[[str], Rule] | None, Rule]] = {}
+        #: mnemonic -> [count, check, ordinary rule]: one dict lookup per instruction.
+        #: ``check`` is False for mnemonics the hot loop need not look at, None for
+        #: sensitive ones whose rule does not depend on operands, else the ISA table's
+        #: operand check; an instruction needs a closer look (:meth:`closer`) when its
+        #: check is None or gives another rule than the ordinary one.
+        self.entries: dict[str, list] = {}
         #: (mnemonic, rule) -> count, for operand-chosen rules other than the mnemonic's own
         self.special: dict[tuple[str, Rule], int] = {}
-        self.instructions = 0
         self.bytes = 0  # bytes covered by decoded instructions
         self.undecodable = 0  # bytes skipped because capstone could not decode them
 
-    def first_seen(self, mnemonic: str) -> None:
-        """Decide once whether instructions with this mnemonic need a closer look."""
-        check = operand_check(mnemonic)
-        if check is not None or base_rule(mnemonic).sensitive:
-            self.flagged[mnemonic] = (check, base_rule(mnemonic))
+    @property
+    def mnemonics(self) -> dict[str, int]:
+        return {m: e[0] for m, e in self.entries.items()}
 
+    @property
+    def instructions(self) -> int:
+        return sum(e[0] for e in self.entries.values())
+
+    def entry(self, mnemonic: str) -> list:
+        """The entry of a mnemonic seen for the first time (the ISA table is asked once)."""
+        ordinary = base_rule(mnemonic)
+        check = operand_check(mnemonic)
+        if check is None and not ordinary.sensitive:
+            check = False
+        e = self.entries[mnemonic] = [0, check, ordinary]
+        return e
 
     def closer(self, mnemonic: str, op_str: str) -> Rule:
-        """The rule of a flagged instruction that is sensitive or has unusual operands;
-        an operand-chosen rule is counted apart from the mnemonic's own."""
-        check, ordinary = self.flagged[mnemonic]
+        """The rule of an instruction that is sensitive or has unusual operands; an
+        operand-chosen rule is counted apart from the mnemonic's own."""
+        _n, check, ordinary = self.entries[mnemonic]
         rule = ordinary if check is None else check(op_str)
         if rule is not ordinary:
             key = (mnemonic, rule)
