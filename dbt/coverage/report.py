@@ -17,7 +17,6 @@ Tables (each answers one question directly):
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 
 from dbt.coverage.store import Store
@@ -89,10 +88,14 @@ def tables(store: Store) -> Tables:
     failures = [{"status": s, "reason": r, "files": n} for s, r, n in db.execute(
         "SELECT status, reason, COUNT(*) FROM files WHERE status != 'ok' "
         "GROUP BY status, reason ORDER BY COUNT(*) DESC")]
+    # executed against present: a run of a binary the static scan also recorded
     dynamic = [{"run": i, "guest": g, "engine": e, "reason": r, "guest_instructions": n,
-                "addresses": a} for i, g, e, r, n, a in db.execute(
+                "addresses": a, "static_instructions": s, "static_reached": sr}
+               for i, g, e, r, n, a, s, sr in db.execute(
         "SELECT r.id, r.guest, r.engine, r.reason, r.guest_instructions, "
-        "(SELECT COUNT(*) FROM run_counts WHERE run_id = r.id) FROM runs r ORDER BY r.id")]
+        "(SELECT COUNT(*) FROM run_counts WHERE run_id = r.id), b.instructions, "
+        "b.reached_instructions FROM runs r LEFT JOIN binaries b ON b.sha256 = r.sha256 "
+        "AND b.status = 'ok' ORDER BY r.id")]
     return Tables(overview, insns, breaking, unsupported, failures, dynamic)
 
 
@@ -138,8 +141,11 @@ def render(t: Tables, top: int = 40) -> str:
     if t.dynamic:
         lines += ["", "guest runs:"]
         for r in t.dynamic:
+            present = (f" of {r['static_instructions']} present ({r['static_reached']} reached "
+                       f"by descent)" if r["static_instructions"] is not None else "")
             lines.append(f"  run {r['run']}: {r['guest']} under {r['engine']}: {r['reason']}, "
-                         f"{r['guest_instructions']} instructions at {r['addresses']} addresses")
+                         f"{r['guest_instructions']} instructions at {r['addresses']} "
+                         f"addresses{present}")
     return "\n".join(lines)
 
 
@@ -178,11 +184,6 @@ def write_parquet(store: Store, path: str) -> None:
     rows = file_rows(store)
     table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(_FILE_COLUMNS)})
     pq.write_table(table, path)
-
-
-def write_json(t: Tables, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(t.as_json(), f, indent=1)
 
 
 def plot(t: Tables, path: str, top: int = 30) -> None:

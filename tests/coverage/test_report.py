@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,25 @@ def test_exports(db, tmp_path):
     pytest.importorskip("matplotlib")
     report.plot(report.tables(db), str(tmp_path / "p.png"))
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parquet(db, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    report.write_parquet(db, str(tmp_path / "f.parquet"))
+    table = pq.read_table(str(tmp_path / "f.parquet"))
+    assert table.num_rows == 5 and "sensitive" in table.column_names
+
+
+def test_static_and_dynamic_meet_in_the_database(db, samples, tmp_path):
+    """A guest run recorded beside a static scan of the same file: executed against present."""
+    from dbt.toolchain import build_c
+
+    guest = build_c(Path("guests/c/sieve.c"), "x86_64")
+    run_static([str(guest)], db, jobs=1)
+    subprocess.run([sys.executable, "-m", "dbt.cli", "coverage", "run", str(guest), "--engine",
+                    "hw", "--db", db.path, "--json"], capture_output=True, check=True)
+    (run,) = report.tables(db).dynamic
+    assert 0 < run["addresses"] < run["static_instructions"]
 
 
 def test_cli_report_without_rescanning(db, tmp_path):
