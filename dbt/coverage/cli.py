@@ -87,19 +87,23 @@ def _open(path: str):
 
     try:
         return Store(path)
+    except sqlite3.OperationalError as e:
+        raise UsageError(f"{path}: cannot open the database ({e})") from None
     except sqlite3.DatabaseError as e:
         raise UsageError(f"{path}: not a coverage database ({e})") from None
 
 
 def _exports(args, store) -> None:
     from dbt.coverage import report
+    from dbt.errors import UsageError
 
-    if args.csv:
-        report.write_csv(store, args.csv)
-    if args.parquet:
-        report.write_parquet(store, args.parquet)
-    if args.plot:
-        report.plot(report.tables(store), args.plot)
+    for path, write in ((args.csv, report.write_csv), (args.parquet, report.write_parquet),
+                        (args.plot, lambda s, p: report.plot(report.tables(s), p))):
+        if path:
+            try:
+                write(store, path)
+            except OSError as e:
+                raise UsageError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def cmd_static(args) -> int:

@@ -195,14 +195,19 @@ def plot(t: Tables, path: str, top: int = 30) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'dbt[plot]'") from None
-    rows = t.instructions[:top]
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.28 * len(rows) + 1.5)))
+    rows = t.instructions[:top][::-1]
+    n = t.overview["binaries"] or 1
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.3 * len(rows) + 1.5)))
     colors = {"privileged": "#4c72b0", "sensitive": "#dd8452"}
-    labels = [f"{r['mnemonic']} ({r['action']})" for r in rows][::-1]
-    ax.barh(labels, [100 * r["binary_share"] for r in rows][::-1],
-            color=[colors[r["class"]] for r in rows][::-1])
+    y = range(len(rows))
+    ax.barh(y, [100 * r["binary_share"] for r in rows], color=[colors[r["class"]] for r in rows],
+            alpha=0.45, label="linear sweep")
+    ax.barh(y, [100 * r["binaries_reached"] / n for r in rows],
+            color=[colors[r["class"]] for r in rows], label="reached by recursive descent")
+    ax.set_yticks(list(y), [f"{r['mnemonic']} ({r['action']})" for r in rows])
     ax.set_xlabel(f"binaries containing it (% of {t.overview['binaries']})")
     ax.set_title("Privileged (blue) and sensitive unprivileged (orange) instructions")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
