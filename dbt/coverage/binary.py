@@ -168,8 +168,12 @@ def _check_tables(path: str, head: bytes, size: int) -> None:
     else:
         phoff, shoff = struct.unpack_from("<QQ", head, 32)
         phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", head, 54)
+    want = {"program": 32 if head[4] == 1 else 56, "section": 40 if head[4] == 1 else 64}
     for what, off, n, ent in (("program", phoff, phnum, phentsize),
                               ("section", shoff, shnum, shentsize)):
+        if n and ent != want[what]:
+            raise CorpusFileError(path, f"corrupt ELF header: {what} header size {ent}, "
+                                        f"expected {want[what]}")
         if n and off + n * ent > size:
             raise CorpusFileError(path, f"truncated ELF: {n} {what} headers at {off:#x}-"
                                         f"{off + n * ent:#x} run past the end of the file "
@@ -223,6 +227,12 @@ def _pe(path: str, size: int) -> Binary:
                               status="skipped")
     nsections, = struct.unpack_from("<H", head, at + 6)
     opt_size, = struct.unpack_from("<H", head, at + 20)
+    magic = int.from_bytes(head[at + 24:at + 26], "little")
+    if magic not in (pe_loader.PE32, pe_loader.PE32_PLUS):
+        raise CorpusFileError(path, f"corrupt PE: optional header magic {magic:#x} is neither "
+                                    f"PE32 (0x10b) nor PE32+ (0x20b)")
+    if opt_size < (96 if magic == pe_loader.PE32 else 112):
+        raise CorpusFileError(path, f"corrupt PE: optional header of {opt_size} bytes")
     table = at + 24 + opt_size
     if table + 40 * nsections > size:
         raise CorpusFileError(path, f"truncated PE: {nsections} section headers at {table:#x} "

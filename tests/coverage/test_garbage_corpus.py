@@ -58,10 +58,13 @@ def garbage(tmp_path, samples) -> dict[str, tuple[str, str]]:
         "elf-zero-size-text": (_patched_text(elf, size=0), "ok", None),
         "elf-bad-class": (elf[:4] + b"\x09" + elf[5:], "error", "corrupt"),
         "elf-arm": (elf[:18] + struct.pack("<H", 40) + elf[20:], "skipped", "not x86"),
+        "elf-bad-shentsize": (elf[:58] + struct.pack("<H", 7) + elf[60:], "error", "corrupt"),
+        "pe-bad-magic": (pe[:0x58] + b"\x99\x09" + pe[0x5A:], "error", "magic"),
+        "pe-no-optional-header": (pe[:0x54] + bytes(2) + pe[0x56:], "error", "optional header"),
         "pe-truncated": (pe[:0x150], "error", "truncated"),
         "pe-half": (pe[:0x210], "error", "past the end"),
         "mz-only": (b"MZ" + bytes(200), "skipped", "PE signature"),
-        "elf-garbage-after-header": (elf[:24] + b"\xff" * 3000, "error", "truncated"),
+        "elf-garbage-after-header": (elf[:24] + b"\xff" * 3000, "error", "corrupt"),
     }
     expect = {}
     for name, (data, status, word) in files.items():
