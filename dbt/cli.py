@@ -17,7 +17,7 @@ from dbt.errors import DbtError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70
-STATUS = {"halt": 0, "budget": 124, "fault": 125}
+STATUS = {"halt": 0, "budget": 124, "fault": 125, "triple-fault": 125}
 
 #: modules that add a subcommand of their own: each has ``add_parser(subparsers)``,
 #: which calls ``set_defaults(handler=...)`` on the parser it adds

@@ -38,7 +38,8 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     cls = ENGINES[engine]
-    mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram)
+    mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram,
+                  owns_cpu=cls.owns_cpu)
     if setup:
         setup(mon)
     return cls(mon).run()

@@ -28,7 +28,7 @@ from unicorn import x86_const as U
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import register
-from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail, no_idt
+from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -47,6 +47,7 @@ CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**2
 class Bt:
     name = "bt"
     exec_ram = False
+    owns_cpu = False  # see Monitor.owns_cpu
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -241,11 +242,10 @@ class Bt:
         frag = site.fragment
         self.mon.icount = self.counted()
         self._set_count(self.mon.icount)
-        vector = 6 if frag.block.fault == "#UD" else 14
-        detail = (invalid_detail(self.mon, frag.guest_pc) if vector == 6 else
-                  fetch_fault_detail(self.mon.bits, frag.guest_pc))
-        self.mon.fault(vector, frag.guest_pc, detail,
-                       address=frag.guest_pc if vector == 14 else None)
+        if frag.block.fault == "#UD":
+            return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
+        self.mon.fault(14, frag.guest_pc, fetch_fault_detail(self.mon.bits, frag.guest_pc),
+                       address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
 
     def _undo_prologue(self, frag: Fragment) -> int:
@@ -326,10 +326,8 @@ class Bt:
         except GuestException as e:
             mon.icount = before + (1 if e.trap else 0)
             self._set_count(mon.icount)
-            detail = no_idt(e.vector) if e.trap else e.detail
-            mon.fault(e.vector, insn.next if e.trap else insn.address, detail, e.error_code,
-                      e.address)
-            return None
+            return self._raise(e.vector, insn.next if e.trap else insn.address, e.detail,
+                               e.error_code, e.address, soft=e.trap, sync=False)
         self._sync_out()
         if mon.stopped:
             mon.icount = before + 1
@@ -392,14 +390,34 @@ class Bt:
             vector = self.fault_vector
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if vector == 14 else None
             detail = f"page fault at address {address:#x}" if address is not None else ""
-        else:
-            vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
-            if vector == 6:
-                detail = invalid_detail(mon, insn.address)
-            address = self.bad_address
-            if address is not None:
-                detail = f"{detail} at {address:#x}"
-        mon.fault(vector, insn.address, detail, address=address)
+            self.next_tc = self._raise(vector, insn.address, detail, address=address,
+                                       from_cpu=True)
+            return
+        vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
+        if vector == 6:
+            self.next_tc = self._raise(6, insn.address, invalid_detail(mon, insn.address),
+                                       from_cpu=True)
+            return
+        address = self.bad_address
+        if address is not None:
+            detail = f"{detail} at {address:#x}"
+        mon.fault(vector, insn.address, detail, address=address)  # a bus error
+
+    def _raise(self, vector: int, pc: int, detail: str, error_code: int | None = None,
+               address: int | None = None, soft: bool = False, from_cpu: bool = False,
+               sync: bool = True) -> int | None:
+        """Deliver a guest exception (mon.icount already counts up to it); returns where
+        translated code goes on (None: the run ended)."""
+        mon = self.mon
+        if sync:
+            self._sync_in()
+        handler = mon.exception(vector, pc, detail, error_code, address, soft=soft,
+                                from_cpu=from_cpu)
+        if handler is None:
+            return None
+        self._sync_out()
+        self._set_count(mon.icount)
+        return self._enter(handler)
 
     def _self_modifying_write(self) -> None:
         """A guest store hit a write-protected page: guest code, or data beside it."""

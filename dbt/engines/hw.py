@@ -33,6 +33,7 @@ COUNT_SLICE = 4_000_000  # exact clock: instructions per emu_start
 class Hw:
     name = "hw"
     exec_ram = True
+    owns_cpu = True  # see Monitor.owns_cpu
 
     def __init__(self, mon: Monitor):
         self.mon = mon
