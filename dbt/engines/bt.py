@@ -109,9 +109,17 @@ class Bt:
     def _set_count(self, icount: int) -> None:
         """Restart the budget accounting at a known instruction count."""
         self.base, self.extra = icount, 0
-        left = self.mon.config.max_insns - icount
+        self.mon.resched = False
+        left = self._limit() - icount
         self.chunk = max(0, min(CHUNK, left)) if self.exact else CHUNK
         self.mon.uc.mem_write(self.layout.slot_phys("rem"), struct.pack("<i", self.chunk))
+
+    def _limit(self) -> int:
+        """The count at which translated code must stop: the budget, or sooner where
+        the monitor wants to look for an interrupt (exact clock)."""
+        event = self.mon.event_at
+        budget = self.mon.config.max_insns
+        return budget if event is None or not self.exact else min(budget, event)
 
     def counted(self) -> int:
         """Instructions counted so far, by prologues and by the monitor."""
@@ -236,7 +244,7 @@ class Bt:
             return self._budget(site.fragment)
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
             icount = self._undo_prologue(site.fragment)
-            self.pending_rep = (site.insn, self.mon.config.max_insns - icount)
+            self.pending_rep = (site.insn, self._limit() - icount)
             return None
         # FAULT: the block starts with bytes that cannot run
         frag = site.fragment
@@ -259,7 +267,18 @@ class Bt:
     def _budget(self, frag: Fragment) -> int | None:
         """A prologue found the chunk spent: refill, run a tail, or end the run."""
         icount = self._undo_prologue(frag)
-        left = self.mon.config.max_insns - icount
+        mon = self.mon
+        if mon.event_at is not None and icount >= mon.event_at and icount < mon.config.max_insns:
+            mon.icount = icount
+            self._sync_in()
+            handler = mon.poll_interrupts(frag.guest_pc)
+            if mon.stopped:
+                return None
+            self._sync_out()
+            self._set_count(icount)
+            if handler is not None:
+                return self._enter(handler)
+        left = self._limit() - icount
         if left <= 0:
             self.mon.icount = icount
             self.mon.machine.pc = frag.guest_pc
@@ -298,6 +317,14 @@ class Bt:
         done = machine.executed_count()
         if machine.pc == at:  # the budget ran out in the middle of the rep
             mon.icount = icount + left
+            if mon.icount < mon.config.max_insns:  # an interrupt check is due, mid-rep
+                self._sync_in()
+                handler = mon.poll_interrupts(insn.address)
+                if not mon.stopped:
+                    self._sync_out()
+                    self._set_count(mon.icount)
+                    self.next_tc = self._enter(insn.address if handler is None else handler)
+                return
             machine.pc = insn.address
             mon.stop(Reason.BUDGET)
             return
@@ -334,6 +361,8 @@ class Bt:
             self._set_count(mon.icount)
             mon.machine.pc = insn.next if next_pc is None else next_pc
             return None
+        if mon.resched:  # the handler moved the next interrupt check (timer, PIC, hlt)
+            return self._enter_fresh(insn.next if next_pc is None else next_pc, before + 1)
         if next_pc == insn.address:  # a rep string instruction goes round again
             self.extra += 1
             if self.counted() >= mon.config.max_insns and self.exact:

@@ -42,6 +42,10 @@ class Interp:
             if mon.icount >= budget:
                 mon.stop(Reason.BUDGET)
                 break
+            if mon.event_at is not None and mon.icount >= mon.event_at:
+                self._go(mon.poll_interrupts(machine.pc))
+                if mon.stopped:
+                    break
             pc = machine.pc
             window = machine.fetch(pc, MAX_INSN_LEN)
             insn = decoder.decode(pc, window)

@@ -23,7 +23,6 @@ from unicorn import UcError
 from unicorn import x86_const as U
 
 from dbt.monitor import cpuid as cpuid_model
-from dbt.monitor.exits import Reason
 from dbt.monitor.machine import CR0_TS, EFER_MSR
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.scanner import Insn
@@ -160,9 +159,14 @@ def outs(mon: Monitor, insn: Insn):
 def hlt(mon: Monitor, insn: Insn):
     if mon.vcpu.cpl != 0:
         raise GuestException(_GP, "hlt at CPL > 0", error_code=0)
-    # Nothing can wake a halted CPU yet (no interrupt controller): the run ends,
-    # with the pc past the hlt as on hardware.
-    mon.stop(Reason.HALT)
+    # wait for an interrupt; with IF clear (or none to come) the run ends, the pc
+    # past the hlt as on hardware. The hlt itself has retired when the wait starts.
+    mon.icount += 1
+    try:
+        handler = mon.halt(insn.next)
+    finally:
+        mon.icount -= 1
+    return handler
 
 
 @handles("cpuid")

@@ -64,24 +64,24 @@ def combine(first: int, second: int) -> int | None:
 
 
 def deliver(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
-            soft: bool) -> int:
+            soft: bool, external: bool = False) -> int:
     """Deliver ``vector`` to the guest, escalating faults met on the way; returns the
     handler's address, where the guest goes on (the caller sets the pc: a hook must
     not write it, DESIGN §5). Raises :class:`TripleFault` or :class:`NotEmulated`."""
     for _ in range(4):  # #X -> #DF -> triple fault, at most
         try:
-            return _deliver_once(mon, vector, saved_pc, error_code, soft)
+            return _deliver_once(mon, vector, saved_pc, error_code, soft, external)
         except GuestException as e:  # a fault while delivering
             nxt = combine(vector, e.vector)
             if nxt is None:
                 raise TripleFault(f"{e.detail} while delivering a double fault") from None
             vector, error_code = nxt, (0 if nxt == DF else e.error_code)
-            soft = False
+            soft = external = False
     raise TripleFault("exception delivery did not converge")
 
 
 def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
-                  soft: bool) -> int:
+                  soft: bool, external: bool) -> int:
     long_mode = mon.bits == 64
     idt_err = vector * 8 + 2 + (0 if soft else 1)  # IDT bit, and EXT for an external event
     _, base, limit, _ = mon.uc.reg_read(U.UC_X86_REG_IDTR)
@@ -119,7 +119,7 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
         ist = hi & 7  # the gate's IST field
         frame = [mon.uc.reg_read(U.UC_X86_REG_SS), sp] + frame
         sp = (_ist_stack(mon, ist) if ist else sp) & ~0xF
-    if vector in HAS_ERROR_CODE and not soft:
+    if vector in HAS_ERROR_CODE and not soft and not external:
         frame.append(error_code or 0)
     data = b"".join(struct.pack("<Q" if long_mode else "<I", v & mon.mask) for v in reversed(frame))
     sp = (sp - len(frame) * word) & mon.mask

@@ -16,6 +16,8 @@ from unicorn import x86_const as U
 
 from dbt.devices import DebugExit, PortBus, Uart16550
 from dbt.devices.debugexit import DEBUG_EXIT_PORT
+from dbt.devices.pic import MASTER, SLAVE, PicPair
+from dbt.devices.pit import PIT_BASE, PIT_HZ, Pit8254
 from dbt.devices.uart import COM1_BASE
 from dbt.loader import Image
 from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
@@ -74,7 +76,20 @@ class Monitor:
         self.debug_exit = DebugExit()
         self.bus.attach(COM1_BASE, 8, self.uart)
         self.bus.attach(DEBUG_EXIT_PORT, 1, self.debug_exit)
+        self.pic = PicPair()
+        self.pit = Pit8254(lambda: self.pic.raise_irq(0))
+        self.bus.attach(MASTER, 2, self.pic)
+        self.bus.attach(SLAVE, 2, self.pic)
+        self.bus.attach(PIT_BASE, 4, self.pit)
         self.icount = 0  # retired guest instructions (exact clock)
+        #: engines whose count lags while the guest runs (hw) replace this
+        self.icount_now = lambda: self.icount
+        self.idle_ns = 0  # virtual time skipped by hlt
+        #: the instruction count at which the engine must call poll_interrupts() (None:
+        #: no interrupt can come); ``resched`` is set whenever it changes
+        self.event_at: int | None = None
+        self.resched = False
+        self._stepping_pc: int | None = None  # see poll_interrupts()
         self.on_guest_write = None  # the code cache's SMC check (engine bt)
         self.reason: Reason | None = None
         self.fault_info: Fault | None = None
@@ -105,7 +120,7 @@ class Monitor:
 
     def exception(self, vector: int, pc: int, detail: str = "", error_code: int | None = None,
                   address: int | None = None, soft: bool = False,
-                  from_cpu: bool = False) -> int | None:
+                  from_cpu: bool = False, external: bool = False) -> int | None:
         """The guest raised exception ``vector``; ``pc`` is the pc to save (the faulting
         instruction, or the next one for ``int n``, ``int3``, ``into``: ``soft``).
 
@@ -139,7 +154,7 @@ class Monitor:
                                    "its first instruction completes", error_code, address)
             return None
         try:
-            handler = interrupts.deliver(self, vector, pc, error_code, soft)
+            handler = interrupts.deliver(self, vector, pc, error_code, soft, external)
         except interrupts.TripleFault as e:
             self.fault(vector, pc, f"triple fault: {e}", error_code, address,
                        reason=Reason.TRIPLE_FAULT)
@@ -168,15 +183,92 @@ class Monitor:
 
     def io_out(self, port: int, size: int, value: int) -> None:
         self.count("io_out")
+        timer = _is_timer_port(port)
+        if timer:
+            self.pit.advance(self.pit_tick())
         self.bus.write(port, size, value)
         if self.debug_exit.code is not None:
             self.stop(Reason.EXIT)
+        elif timer:  # the timer or interrupt controller changed: look again after this
+            self._schedule(self.icount_now() + 1)
 
     def virtual_tsc(self) -> int:
-        """Virtual time: one tick per retired guest instruction (exact clock)."""
+        """Virtual time in ns: one per retired guest instruction (a 1 GHz CPU retiring one
+        instruction per cycle) plus the time skipped in ``hlt`` (exact clock)."""
         if self.config.clock == "free":
             return int((time.perf_counter() - self._t0) * 1e9)
-        return self.icount
+        return self.icount_now() + self.idle_ns
+
+    def pit_tick(self) -> int:
+        return self.virtual_tsc() * PIT_HZ // 1_000_000_000
+
+    # --- external interrupts (the PIT through the PICs) -------------------------------------
+    def _schedule(self, icount: int | None) -> None:
+        if icount != self.event_at:
+            self.event_at, self.resched = icount, True
+
+    def _reschedule(self) -> None:
+        """Ask to be polled when the timer next expires (exact clock only)."""
+        tick = self.pit.next_expiry()
+        if tick is None or self.config.clock == "free":
+            self._schedule(None)
+            return
+        ns = -(-tick * 1_000_000_000 // PIT_HZ)
+        self._schedule(max(ns - self.idle_ns, self.icount_now() + 1))
+
+    def interrupts_enabled(self) -> bool:
+        return bool(self.guest_eflags() & (1 << 9))
+
+    def poll_interrupts(self, pc: int) -> int | None:
+        """At an instruction boundary (``pc`` is the next instruction): deliver a pending
+        external interrupt if the guest accepts one now; returns the handler's address.
+
+        Interrupts are recognised at the first boundary at or after the timer's
+        deadline where IF is set and the previous instruction was not ``sti`` (its
+        one-instruction shadow). While one waits for IF, the engine is asked to stop
+        after every instruction (event_at = count + 1), so every engine recognises
+        it at the same instruction."""
+        self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            self._stepping_pc = None
+            self._reschedule()
+            return None
+        shadow = self._stepping_pc is not None and \
+            self.machine.fetch(self._stepping_pc, 1) == b"\xfb"  # sti
+        if not self.interrupts_enabled() or shadow:
+            self._stepping_pc = pc
+            self._schedule(self.icount_now() + 1)
+            return None
+        self._stepping_pc = None
+        vector = self.pic.acknowledge()
+        self.count("interrupts")
+        handler = None if vector is None else self.exception(
+            vector, pc, f"external interrupt {vector:#x}", external=True)
+        self._reschedule()
+        return handler
+
+    def halt(self, next_pc: int) -> int | None:
+        """``hlt`` retired (counted); with IF set, wait for the next interrupt: virtual
+        time jumps to the timer's deadline. Returns the handler to go on at, or None
+        when the run ends (IF clear, or nothing can ever interrupt the wait)."""
+        if not self.interrupts_enabled():
+            self.stop(Reason.HALT)
+            return None
+        self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            tick = self.pit.next_expiry()
+            if tick is not None and self.config.clock == "exact":
+                ns = -(-tick * 1_000_000_000 // PIT_HZ)
+                self.idle_ns += max(0, ns - self.virtual_tsc())
+                self.pit.advance(tick)
+            elif tick is not None:  # free clock: really wait
+                time.sleep(max(0.0, tick / PIT_HZ - self.virtual_tsc() / 1e9))
+                self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            self.stop(Reason.HALT)  # waiting for an interrupt that cannot come
+            return None
+        self._stepping_pc = None
+        return self.poll_interrupts(next_pc)
 
     # --- registers and memory for handlers --------------------------------------------------
     def reg(self, name: str) -> int:
@@ -335,6 +427,7 @@ class Monitor:
         s.update(stats or {})
         s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
         s["exceptions"] = dict(self.exceptions)
+        s["idle_ns"] = self.idle_ns
         s["memory"] = self.config.memory
         if self.machine.memory:
             s.update(self.machine.memory.stats())
@@ -349,6 +442,10 @@ class Monitor:
             pc=self.machine.pc, registers=registers, system=system,
             memory_sha256=hashlib.sha256(ram).hexdigest(), fault=self.fault_info, stats=s,
             ram=ram if self.config.keep_ram else None)
+
+
+def _is_timer_port(port: int) -> bool:
+    return port & ~1 in (MASTER, SLAVE) or PIT_BASE <= port < PIT_BASE + 4
 
 
 def _full64(reg32: str) -> str:
