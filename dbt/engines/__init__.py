@@ -2,10 +2,17 @@
 
     interp   decode-and-dispatch: the monitor fetches, decodes and dispatches every instruction
     hw       trap-and-emulate: the guest runs unmodified; the monitor sees only exits
+    bt       scan-and-patch binary translation into a code cache
+    qemu     QEMU's full-system PC emulator (TCG): an outside reference sharing nothing with dbt
 
 An engine is a class constructed with a :class:`~dbt.monitor.Monitor` whose
-``run()`` returns a :class:`~dbt.monitor.exits.RunResult`. New engines join the
-CLI and the differential test by registering, nothing else.
+``run()`` returns a :class:`~dbt.monitor.exits.RunResult`; an engine that runs
+outside dbt (``monitor = False``) is constructed with the image, the run's
+configuration and the RAM size instead. New engines join the CLI and the
+differential test by registering, nothing else.
+
+Each engine says what its results carry (``reports``, a subset of
+:data:`REPORTS`); the differential test compares what both engines report.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from dbt.monitor.monitor import Monitor, RunConfig
 
 ENGINES: dict[str, type] = {}
 
+#: what a run result can carry for comparison: "memory" is all guest RAM, "high_memory"
+#: guest RAM from HIGH_MEMORY up (a PC's firmware owns the RAM below 1 MiB)
+REPORTS = frozenset({"serial", "reason", "exit_code", "fault", "guest_instructions",
+                     "registers", "system", "memory"})
+HIGH_MEMORY = 0x100000
+
 
 def register(cls: type) -> type:
     ENGINES[cls.name] = cls
@@ -30,6 +43,12 @@ def engine_names() -> list[str]:
     return list(ENGINES)
 
 
+def reports(engine: str) -> frozenset[str]:
+    """What the results of ``engine`` carry that can be compared with another engine's."""
+    _load_all()
+    return ENGINES[engine].reports
+
+
 def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = None,
               ram_size: int = DEFAULT_RAM_SIZE,
               setup: Callable[[Monitor], None] | None = None) -> RunResult:
@@ -38,6 +57,11 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     cls = ENGINES[engine]
+    if not cls.monitor:
+        if setup:
+            raise UsageError(f"engine {engine} runs outside dbt: it cannot be set up through "
+                             f"a monitor")
+        return cls(image, config or RunConfig(), ram_size).run()
     mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram)
     if setup:
         setup(mon)
@@ -45,4 +69,4 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
 
 
 def _load_all() -> None:
-    from dbt.engines import bt, hw, interp  # noqa: F401  (importing registers them)
+    from dbt.engines import bt, hw, interp, qemu  # noqa: F401  (importing registers them)

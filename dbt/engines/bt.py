@@ -27,7 +27,7 @@ from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail, no_idt
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
@@ -47,6 +47,8 @@ CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**2
 class Bt:
     name = "bt"
     exec_ram = False
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon

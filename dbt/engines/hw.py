@@ -18,7 +18,7 @@ from unicorn import UcError
 from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
 from dbt.monitor import handlers
 from dbt.monitor.exits import Reason, RunResult
@@ -33,6 +33,8 @@ COUNT_SLICE = 4_000_000  # exact clock: instructions per emu_start
 class Hw:
     name = "hw"
     exec_ram = True
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon

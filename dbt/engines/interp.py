@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from unicorn import UcError
 
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail, no_idt
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
@@ -28,6 +28,8 @@ _NATIVE = (Action.IDENT, Action.BRANCH)
 class Interp:
     name = "interp"
     exec_ram = True
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon
