@@ -29,7 +29,7 @@ ENGINES: dict[str, type] = {}
 #: what a run result can carry for comparison: "memory" is all guest RAM, "high_memory"
 #: guest RAM from HIGH_MEMORY up (a PC's firmware owns the RAM below 1 MiB)
 REPORTS = frozenset({"serial", "reason", "exit_code", "fault", "guest_instructions",
-                     "registers", "system", "memory"})
+                     "registers", "system", "memory", "high_memory"})
 HIGH_MEMORY = 0x100000
 
 
@@ -47,6 +47,13 @@ def reports(engine: str) -> frozenset[str]:
     """What the results of ``engine`` carry that can be compared with another engine's."""
     _load_all()
     return ENGINES[engine].reports
+
+
+def unavailable(engine: str) -> str | None:
+    """Why ``engine`` cannot run on this machine (one line), or None if it can."""
+    _load_all()
+    cls = ENGINES[engine]
+    return None if cls.monitor else cls.unavailable()
 
 
 def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = None,

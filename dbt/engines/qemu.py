@@ -104,6 +104,14 @@ class Qemu:
     reports = frozenset({"serial", "reason", "exit_code", "registers", "high_memory"})
     monitor = False  # runs outside dbt: constructed with the image, not a Monitor
 
+    @staticmethod
+    def unavailable() -> str | None:
+        try:
+            find_qemu()
+        except EngineError as e:
+            return str(e)
+        return None
+
     def __init__(self, image: Image, config: RunConfig, ram_size: int):
         self.image, self.config, self.ram_size = image, config, ram_size
         self.qemu = find_qemu()
