@@ -38,9 +38,10 @@ def register(cls: type) -> type:
     return cls
 
 
-def engine_names() -> list[str]:
+def engine_names(outside: bool = True) -> list[str]:
+    """Registered engines; ``outside=False`` leaves out those that run outside dbt (qemu)."""
     _load_all()
-    return list(ENGINES)
+    return [name for name, cls in ENGINES.items() if outside or cls.monitor]
 
 
 def reports(engine: str) -> frozenset[str]:

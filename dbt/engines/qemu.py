@@ -24,8 +24,9 @@ How each way a run ends is detected:
             ``-action shutdown=pause`` keeps QEMU alive, so the state can be read
             (``query-status`` says ``shutdown``). Which exception started it is not known
     budget  the instruction budget becomes host time at the free clock's rate
-            (``FREE_CLOCK_MIPS`` of :mod:`dbt.monitor.watchdog`); when it runs out QEMU is
-            stopped (QMP ``stop``)
+            (``FREE_CLOCK_MIPS`` of :mod:`dbt.monitor.watchdog`), counted from the first
+            poll that finds the stub's "started" flag set (so QEMU's start-up and the
+            BIOS are not charged to the guest); when it runs out QEMU is stopped (QMP ``stop``)
 
 Reported: serial output, reason and exit code; for halt, fault and budget also
 the final general registers, EFLAGS and the pc (``info registers``) and guest
@@ -58,6 +59,7 @@ QEMU = "qemu-system-x86_64"
 PACKAGE = "qemu-system-x86"
 POLL_FIRST, POLL_MAX = 0.002, 0.05  # seconds between QMP polls: the first, and the longest
 CONNECT_TIMEOUT = 30.0  # seconds for QEMU to open its QMP socket
+BOOT_TIMEOUT = 60.0  # seconds for the firmware and the boot stub to reach the guest
 FLAG_IF = 1 << 9
 _REG = re.compile(r"\b([A-Z][A-Z0-9]*)\s*=\s*([0-9a-f]+)\b")
 _TABLE = re.compile(r"^(GDT|IDT)=\s*([0-9a-f]+) ([0-9a-f]+)", re.M)
@@ -133,7 +135,7 @@ class Qemu:
                     seconds = self.config.max_insns / FREE_CLOCK_MIPS / 1e6
                     t_run = time.perf_counter()
                     qmp.cmd("cont")
-                    reason, status = self._watch(proc, qmp, boot.started, t_run + seconds)
+                    reason, status = self._watch(proc, qmp, boot.started, seconds)
                     run_seconds = time.perf_counter() - t_run
                     state = None
                     if status is None:  # QEMU is still there: read the final state
@@ -150,11 +152,13 @@ class Qemu:
                             stats)
 
     def _watch(self, proc: subprocess.Popen, qmp, started: int,
-               deadline: float) -> tuple[Reason, int | None]:
-        """Wait for the run to end: (reason, QEMU's exit status if it exited)."""
+               seconds: float) -> tuple[Reason, int | None]:
+        """Wait for the run to end: (reason, QEMU's exit status if it exited). The budget's
+        time counts from the first poll that finds the stub's "started" flag set."""
         from qemu.qmp import QMPError
 
-        delay = POLL_FIRST
+        delay, deadline = POLL_FIRST, None
+        boot_deadline = time.perf_counter() + BOOT_TIMEOUT
         while True:
             time.sleep(delay)
             delay = min(delay * 2, POLL_MAX)
@@ -162,16 +166,22 @@ class Qemu:
             try:
                 if qmp.cmd("query-status")["status"] == "shutdown":
                     return Reason.FAULT, None
-                regs = _registers(qmp)
-                if regs.get("HLT") == 1 and not _eflags(regs) & FLAG_IF \
-                        and _read_u32(qmp, started) == 1:
-                    return Reason.HALT, None
+                if deadline is None and _read_u32(qmp, started) == 1:
+                    deadline = time.perf_counter() + seconds
+                if deadline is not None:
+                    regs = _registers(qmp)
+                    if regs.get("HLT") == 1 and not _eflags(regs) & FLAG_IF:
+                        return Reason.HALT, None
             except (QMPError, OSError, EOFError):
                 pass  # QEMU went away between two questions: its exit status says why
             status = proc.poll()
             if status is not None:
                 return Reason.EXIT, status
-            if time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is None and now > boot_deadline:
+                raise EngineError(f"{QEMU} did not reach the guest in {BOOT_TIMEOUT:.0f} s "
+                                  f"(the firmware or the boot stub hangs)")
+            if deadline is not None and now > deadline:
                 qmp.cmd("stop")
                 return Reason.BUDGET, None
 
