@@ -92,7 +92,7 @@ def build(image: Image, ram_size: int) -> BootImage:
         raise EngineError(f"{image.path}: segment at {low[0].addr:#x} lies below 1 MiB, which "
                           f"the PC's firmware and the qemu engine's boot stub use")
     if ram_size > 0xC000_0000:
-        raise EngineError(f"qemu engine: guest RAM above 3 GiB runs into the PC's PCI hole")
+        raise EngineError("qemu engine: guest RAM above 3 GiB runs into the PC's PCI hole")
     stub = bytearray(TABLES)
     struct.pack_into("<8I", stub, 0, MULTIBOOT_MAGIC, MULTIBOOT_AOUT_KLUDGE,
                      -(MULTIBOOT_MAGIC + MULTIBOOT_AOUT_KLUDGE) & 0xFFFF_FFFF,

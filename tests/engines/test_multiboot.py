@@ -25,7 +25,8 @@ def image(bits: int, segments=((0x100000, b"\xf4", 1),), entry: int = 0x100000) 
 
 
 def disasm(code: bytes, address: int, bits: int) -> list[str]:
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if bits == 64 else capstone.CS_MODE_32)
+    mode = capstone.CS_MODE_64 if bits == 64 else capstone.CS_MODE_32
+    md = capstone.Cs(capstone.CS_ARCH_X86, mode)
     out, at = [], 0
     for insn in md.disasm(code, address):
         if insn.mnemonic == "int3":  # the padding after the code
