@@ -4,6 +4,7 @@ Assembly guests carry their expectation in header comments:
 ``; expect-exit: N``, ``; expect-halt``, ``; expect-fault`` or ``; expect-triple-fault``,
 and ``; expect-serial: TEXT`` (with ``\\n``). ``guests/sys`` holds the system guests
 (small kernels: IDT, timer, paging), built like the C guests.
+``; qemu: WHY`` marks a guest whose ending on QEMU's PC differs from dbt's contract.
 C guests self-check: they exit with code 0 on success, and they are built for
 both architectures.
 """
@@ -27,6 +28,7 @@ class Guest:
     exit_code: int | None
     serial: bytes | None
     count_skew: tuple[tuple[str, int], ...] = ()  # (engine, instructions more than interp)
+    qemu: str | None = None  # why QEMU's PC differs from dbt's contract here (not compared)
 
     def __str__(self) -> str:
         return self.name
@@ -45,8 +47,9 @@ def _asm_guest(path: Path) -> Guest:
         "triple-fault" if triple else "exit"
     skew = tuple((m.group(1), int(m.group(2)))
                  for m in re.finditer(r"^;\s*count-skew:\s*(\w+)\s*([+-]\d+)", text, re.M))
+    m_qemu = re.search(r"^;\s*qemu:\s*(.*)$", text, re.M)
     return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial,
-                 skew)
+                 skew, m_qemu.group(1) if m_qemu else None)
 
 
 def _c_guest(path: Path, arch: str) -> Guest:

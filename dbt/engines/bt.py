@@ -27,7 +27,7 @@ from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
@@ -48,6 +48,8 @@ class Bt:
     name = "bt"
     exec_ram = False
     owns_cpu = False  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon

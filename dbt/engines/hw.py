@@ -18,7 +18,7 @@ from unicorn import UcError
 from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
 from dbt.monitor import handlers
 from dbt.monitor.exits import Reason, RunResult
@@ -34,6 +34,8 @@ class Hw:
     name = "hw"
     exec_ram = True
     owns_cpu = True  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from unicorn import UcError
 
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
@@ -29,6 +29,8 @@ class Interp:
     name = "interp"
     exec_ram = True
     owns_cpu = False  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon

@@ -44,6 +44,13 @@ FLAG_TF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_VM = 1 << 8, 1 << 9, 1 << 14, 1 << 16, 
 _DESC_P, _DESC_S, _DESC_CODE, _DESC_L = 1 << 47, 1 << 44, 1 << 43, 1 << 53
 
 
+def soft_int_start(fetch, pc: int, vector: int) -> int:
+    """The address of the ``int n`` / ``int3`` / ``into`` / ``int1`` that ends at ``pc``."""
+    if fetch(pc - 2, 2) == bytes([0xCD, vector]):
+        return pc - 2
+    return pc - 1
+
+
 class TripleFault(Exception):
     """A fault while delivering #DF: the processor shuts down."""
 

@@ -143,10 +143,12 @@ class Monitor:
                 error_code = self._cpustate.error_code()
             self._cpustate.forget_exception()
         _, idt_base, idt_limit, _ = self.uc.reg_read(U.UC_X86_REG_IDTR)
+        if soft:  # undelivered, it leaves the pc at the int instruction (as a PC does)
+            at = interrupts.soft_int_start(self.machine.fetch, pc, vector)
         if (idt_base, idt_limit) == (0, 0) or (vector == 14 and not self.guest_paging()):
             if soft:
                 detail = f"interrupt {vector:#x} with no IDT to deliver it"
-            self.fault(vector, pc, detail, error_code, address)
+            self.fault(vector, at if soft else pc, detail, error_code, address)
             return None
         self._loop_n = self._loop_n + 1 if pc == self._loop_pc else 0
         if self._loop_n >= 16:
@@ -156,11 +158,11 @@ class Monitor:
         try:
             handler = interrupts.deliver(self, vector, pc, error_code, soft, external)
         except interrupts.TripleFault as e:
-            self.fault(vector, pc, f"triple fault: {e}", error_code, address,
+            self.fault(vector, at if soft else pc, f"triple fault: {e}", error_code, address,
                        reason=Reason.TRIPLE_FAULT)
             return None
         except interrupts.NotEmulated as e:
-            self.fault(vector, pc, str(e), error_code, address)
+            self.fault(vector, at if soft else pc, str(e), error_code, address)
             return None
         name = VECTORS.get(vector, f"vector {vector:#x}")
         self.exceptions[name] = self.exceptions.get(name, 0) + 1
@@ -179,6 +181,8 @@ class Monitor:
     # --- exits shared by every engine -----------------------------------------------------
     def io_in(self, port: int, size: int) -> int:
         self.count("io_in")
+        if _is_timer_port(port):
+            self.pit.advance(self.pit_tick())
         return self.bus.read(port, size)
 
     def io_out(self, port: int, size: int, value: int) -> None:
