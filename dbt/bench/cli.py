@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--clock", default="free,exact", metavar="C,C",
                    help="clocks to measure in (default: free,exact; never compared across)")
     p.add_argument("--repeat", type=_positive, default=None, metavar="N",
-                   help="timed runs per measurement, after one warm-up (default 5)")
+                   help="timed runs per measurement, after one warm-up (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, one run each: checks structure and results in under a "
                         "minute, timings meaningless")

@@ -39,11 +39,11 @@ class BenchFailure(DbtError):
 class Plan:
     """How much to run: sizes, repetitions and the clocks to compare."""
 
-    nano_iterations: int = 200_000
+    nano_iterations: int = 50_000
     interp_iterations: int = 4_000  # interp is ~1000x slower: per-op cost on fewer iterations
     macro_insns: int = 20_000_000
     interp_insns: int = 100_000  # interp runs this prefix of a C guest
-    repeat: int = 5
+    repeat: int = 3
     warmup: int = 1
     clocks: tuple[str, ...] = ("free", "exact")
 
@@ -52,8 +52,10 @@ class Plan:
         return cls(nano_iterations=2_000, interp_iterations=200, macro_insns=300_000,
                    interp_insns=10_000, repeat=1, warmup=0, clocks=clocks)
 
-    def iterations(self, engine: str) -> int:
-        return self.interp_iterations if engine == "interp" else self.nano_iterations
+    def iterations(self, engine: str, bench=None) -> int:
+        n = self.interp_iterations if engine == "interp" else self.nano_iterations
+        cap = bench.max_iterations if bench is not None else None
+        return min(n, cap) if cap else n
 
 
 @dataclass
@@ -162,7 +164,7 @@ def guest_instructions(image: Image) -> int:
 def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
                 mmu: str | None = None) -> tuple[Sample, list[float]]:
     """Time a loop and its calibration loop; returns the loop sample and per-op ns samples."""
-    n = plan.iterations(engine)
+    n = plan.iterations(engine, bench)
     label = f"{bench.name}[{arch}] {engine} {clock}"
     halts = lambda lab, r: expect(lab, r, "halt")  # noqa: E731
     cfg = config(clock, mmu)
