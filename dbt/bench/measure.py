@@ -39,8 +39,10 @@ class BenchFailure(DbtError):
 class Plan:
     """How much to run: sizes, repetitions and the clocks to compare."""
 
-    nano_iterations: int = 50_000
-    interp_iterations: int = 4_000  # interp is ~1000x slower: per-op cost on fewer iterations
+    nano_iterations: int = 50_000  # the first try; autorange grows it
+    interp_iterations: int = 2_000  # interp is ~1000x slower: per-op cost on fewer iterations
+    target_seconds: float = 0.25  # nano: autorange grows a loop until one run takes this long
+    max_iterations: int = 50_000_000
     macro_insns: int = 20_000_000
     interp_insns: int = 100_000  # interp runs this prefix of a C guest
     repeat: int = 3
@@ -49,8 +51,8 @@ class Plan:
 
     @classmethod
     def quick(cls, clocks: tuple[str, ...] = ("free", "exact")) -> Plan:
-        return cls(nano_iterations=2_000, interp_iterations=200, macro_insns=300_000,
-                   interp_insns=10_000, repeat=1, warmup=0, clocks=clocks)
+        return cls(nano_iterations=2_000, interp_iterations=200, target_seconds=0.0,
+                   macro_insns=300_000, interp_insns=10_000, repeat=1, warmup=0, clocks=clocks)
 
     def iterations(self, engine: str, bench=None) -> int:
         n = self.interp_iterations if engine == "interp" else self.nano_iterations
@@ -161,12 +163,37 @@ def guest_instructions(image: Image) -> int:
     return r.guest_instructions
 
 
-def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
-                mmu: str | None = None) -> tuple[Sample, list[float]]:
-    """Time a loop and its calibration loop; returns the loop sample and per-op ns samples."""
+def _halts(label: str, r: RunResult) -> None:
+    expect(label, r, "halt")
+
+
+@cache
+def autorange(bench, engine: str, clock: str, plan: Plan, mmu: str | None = None) -> int:
+    """Iterations for a loop so that one run lasts about ``plan.target_seconds``.
+
+    A cheap operation (a native ``cli`` under hw: about a nanosecond) needs
+    millions of iterations to stand out of the per-run noise; an expensive one
+    (a retranslation under bt: milliseconds) needs a thousand.
+    """
     n = plan.iterations(engine, bench)
+    if plan.target_seconds <= 0:
+        return n
+    cfg = config(clock, mmu)
+    secs, r = run_once(loop_image(bench.guest, n), engine, cfg)
+    _halts(f"{bench.name} {engine} {clock} (sizing)", r)
+    if secs < plan.target_seconds:
+        n = int(n * plan.target_seconds / max(secs, 1e-5))
+    cap = min(plan.max_iterations, bench.max_iterations or plan.max_iterations)
+    return max(1, min(n, cap))
+
+
+def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
+                mmu: str | None = None) -> tuple[Sample, list[float], int]:
+    """Time a loop and its calibration loop; returns the loop sample, per-op ns samples and
+    the iteration count."""
+    n = autorange(bench, engine, clock, plan, mmu)
     label = f"{bench.name}[{arch}] {engine} {clock}"
-    halts = lambda lab, r: expect(lab, r, "halt")  # noqa: E731
+    halts = _halts
     cfg = config(clock, mmu)
     empty, _ = repeated(label + " (empty loop)", loop_image(bench.calibration[arch], n),
                         engine, cfg, plan, halts)
@@ -175,7 +202,7 @@ def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
     base = statistics.median(empty)
     per_op = [(t - base) / n * 1e9 for t in times]
     count = r.guest_instructions or _loop_count(bench.guest, n)
-    return Sample(times, r, count), per_op
+    return Sample(times, r, count), per_op, n
 
 
 @cache

@@ -81,10 +81,9 @@ def run(task: Task, plan: measure.Plan) -> Row:
     b = task.bench
     row = Row(b.name, b.kind.value, task.arch, task.engine, task.clock, task.mmu)
     if b.kind is Kind.NANO:
-        sample, per_op = measure.nano_sample(b, task.arch, task.engine, task.clock, plan,
-                                             task.mmu)
+        sample, per_op, row.size = measure.nano_sample(b, task.arch, task.engine, task.clock,
+                                                       plan, task.mmu)
         row.per_op_ns = _spread(per_op)
-        row.size = plan.iterations(task.engine, b)
     else:
         sample = measure.macro_sample(b, task.arch, task.engine, task.clock, plan, task.mmu)
         size = measure.sized(b.guest, task.arch, plan.macro_insns, b.probe_n)
