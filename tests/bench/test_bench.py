@@ -182,3 +182,12 @@ def test_guest_files_referenced_exist():
     for b in BENCHMARKS:
         if not b.needs:
             assert Path(b.guest).exists(), b.name
+
+
+def test_autorange_grows_cheap_loops_and_respects_caps():
+    """A loop of a nanosecond operation is run long enough to measure; a loop of a
+    millisecond operation (SMC under bt) never beyond its cap."""
+    plan = measure.Plan(nano_iterations=100, target_seconds=0.05, max_iterations=10**6,
+                        repeat=1, warmup=0)
+    assert 100 < measure.autorange(suite.BY_NAME["cli_sti"], "hw", "free", plan) <= 10**6
+    assert measure.autorange(suite.BY_NAME["smc"], "hw", "free", plan) <= 1000
