@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from dbt.bench.suite import BENCH_DIR
 from dbt.engines import run_guest
 from dbt.errors import DbtError
 from dbt.loader import Image, load
@@ -121,7 +122,7 @@ def run_once(image: Image, engine: str, cfg: RunConfig) -> tuple[float, RunResul
 @cache
 def startup_seconds(engine: str) -> float:
     """Start-up of an engine that cannot time its own run loop: an empty guest's wall time."""
-    image = loop_image(Path(__file__).resolve().parents[2] / "guests" / "bench" / "empty.s", 1)
+    image = loop_image(BENCH_DIR / "empty.s", 1)
     walls = []
     for _ in range(3):
         t = time.perf_counter()

@@ -191,3 +191,28 @@ def test_autorange_grows_cheap_loops_and_respects_caps():
                         repeat=1, warmup=0)
     assert 100 < measure.autorange(suite.BY_NAME["cli_sti"], "hw", "free", plan) <= 10**6
     assert measure.autorange(suite.BY_NAME["smc"], "hw", "free", plan) <= 1000
+
+
+def test_a_new_engine_is_another_column_timed_by_wall_clock_less_startup(tmp_path, monkeypatch):
+    """An engine registered later (say, one that runs the guest in another process and
+    cannot time its own run loop) joins the suite as a column; its runs are timed by the
+    wall clock less its start-up, measured with the empty guest."""
+    from dbt import engines
+    from dbt.engines.hw import Hw
+
+    class Untimed(Hw):
+        name = "untimed"
+
+        def run(self):
+            r = super().run()
+            del r.stats["run_seconds"]
+            return r
+
+    monkeypatch.setitem(engines.ENGINES, "untimed", Untimed)
+    out = tmp_path / "four.json"
+    assert main(["bench", "--quick", "cpuid", "--clock", "free", "--json", str(out)]) == 0
+    rows = {r["engine"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"interp", "bt", "hw", "untimed"}
+    assert rows["untimed"]["stats"]["run_seconds"] is None
+    assert "per_op_ns" in rows["untimed"]  # (its value is noise at --quick sizes)
+    assert measure.startup_seconds("untimed") > 0
