@@ -28,7 +28,8 @@ from dbt.monitor.exits import RunResult
 from dbt.monitor.monitor import RunConfig
 from dbt.toolchain import build_c
 
-RAM = 32 << 20  # enough for every guest at benchmark sizes; less RAM to digest per run
+RAM = 32 << 20  # enough for every C guest at benchmark sizes; less RAM to digest per run
+LOOP_RAM = 4 << 20  # a nanobenchmark loop needs only its code and a stack
 _ITERATIONS = re.compile(r"(mov \w+, )\d+(\s*; iterations)")
 
 
@@ -103,7 +104,7 @@ def loop_image(path: Path, iterations: int) -> Image:
     """Load a nanobenchmark loop with its iteration count patched."""
     out = _scratch() / f"{path.stem}-{iterations}.s"
     out.write_text(with_iterations(path.read_text(), iterations))
-    return load(str(out), ram_size=RAM)
+    return load(str(out), ram_size=LOOP_RAM)
 
 
 def config(clock: str, mmu: str | None = None, max_insns: int = 10**12) -> RunConfig:
@@ -111,9 +112,10 @@ def config(clock: str, mmu: str | None = None, max_insns: int = 10**12) -> RunCo
     return RunConfig(clock=clock, max_insns=max_insns, **kw)
 
 
-def run_once(image: Image, engine: str, cfg: RunConfig) -> tuple[float, RunResult]:
+def run_once(image: Image, engine: str, cfg: RunConfig,
+             ram: int = RAM) -> tuple[float, RunResult]:
     t = time.perf_counter()
-    r = run_guest(image, engine, cfg, ram_size=RAM)
+    r = run_guest(image, engine, cfg, ram_size=ram)
     wall = time.perf_counter() - t
     secs = r.stats.get("run_seconds")
     return (secs if secs is not None else max(wall - startup_seconds(engine), 0.0)), r
@@ -126,7 +128,7 @@ def startup_seconds(engine: str) -> float:
     walls = []
     for _ in range(3):
         t = time.perf_counter()
-        run_guest(image, engine, config("exact"), ram_size=RAM)
+        run_guest(image, engine, config("exact"), ram_size=LOOP_RAM)
         walls.append(time.perf_counter() - t)
     return min(walls)
 
@@ -145,12 +147,12 @@ def expect(label: str, r: RunResult, reason: str, exit_code: int | None = None,
 
 
 def repeated(label: str, image: Image, engine: str, cfg: RunConfig, plan: Plan,
-             check) -> tuple[list[float], RunResult]:
+             check, ram: int = RAM) -> tuple[list[float], RunResult]:
     """Warm up, then time ``plan.repeat`` runs, each checked; returns times and the median run."""
     warmup = 0 if engine == "interp" else plan.warmup
     runs = []
     for i in range(warmup + plan.repeat):
-        secs, r = run_once(image, engine, cfg)
+        secs, r = run_once(image, engine, cfg, ram)
         check(label, r)
         if i >= warmup:
             runs.append((secs, r))
@@ -158,9 +160,9 @@ def repeated(label: str, image: Image, engine: str, cfg: RunConfig, plan: Plan,
     return [s for s, _ in runs], runs[len(runs) // 2][1]
 
 
-def guest_instructions(image: Image) -> int:
+def guest_instructions(image: Image, ram: int = RAM) -> int:
     """Instructions a run retires, counted exactly (hw, exact clock)."""
-    r = run_guest(image, "hw", config("exact"), ram_size=RAM)
+    r = run_guest(image, "hw", config("exact"), ram_size=ram)
     return r.guest_instructions
 
 
@@ -180,7 +182,7 @@ def autorange(bench, engine: str, clock: str, plan: Plan, mmu: str | None = None
     if plan.target_seconds <= 0:
         return n
     cfg = config(clock, mmu)
-    secs, r = run_once(loop_image(bench.guest, n), engine, cfg)
+    secs, r = run_once(loop_image(bench.guest, n), engine, cfg, LOOP_RAM)
     _halts(f"{bench.name} {engine} {clock} (sizing)", r)
     if secs < plan.target_seconds:
         n = int(n * plan.target_seconds / max(secs, 1e-5))
@@ -194,12 +196,11 @@ def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
     the iteration count."""
     n = autorange(bench, engine, clock, plan, mmu)
     label = f"{bench.name}[{arch}] {engine} {clock}"
-    halts = _halts
     cfg = config(clock, mmu)
     empty, _ = repeated(label + " (empty loop)", loop_image(bench.calibration[arch], n),
-                        engine, cfg, plan, halts)
+                        engine, cfg, plan, _halts, LOOP_RAM)
     image = loop_image(bench.guest, n)
-    times, r = repeated(label, image, engine, cfg, plan, halts)
+    times, r = repeated(label, image, engine, cfg, plan, _halts, LOOP_RAM)
     # the calibration's fastest run: timing noise only ever adds, so its minimum is the
     # best estimate of the loop overhead (a median would let noise push costs below 0)
     base = min(empty)
@@ -210,7 +211,7 @@ def nano_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
 
 @cache
 def _loop_count(path: Path, n: int) -> int:
-    return guest_instructions(loop_image(path, n))
+    return guest_instructions(loop_image(path, n), LOOP_RAM)
 
 
 @cache
