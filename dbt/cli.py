@@ -21,7 +21,7 @@ STATUS = {"halt": 0, "budget": 124, "fault": 125, "triple-fault": 125}
 
 #: modules that add a subcommand of their own: each has ``add_parser(subparsers)``,
 #: which calls ``set_defaults(handler=...)`` on the parser it adds
-SUBCOMMANDS: tuple[str, ...] = ("dbt.doctor",)
+SUBCOMMANDS: tuple[str, ...] = ("dbt.doctor", "dbt.bench.cli")
 
 
 def _count(text: str) -> int:
