@@ -57,7 +57,9 @@ def _c_guest(path: Path, arch: str) -> Guest:
     m_serial = re.search(r"expect-serial:\s?(.*?)\s*\*/", text)
     serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
         if m_serial else None
-    return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial)
+    m_qemu = re.search(r"^\s*qemu:\s*(.*)$", text, re.M)
+    return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial,
+                 qemu=m_qemu.group(1) if m_qemu else None)
 
 
 def all_guests() -> list[Guest]:

@@ -62,7 +62,9 @@ def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, 
     if why := unavailable(engine):
         pytest.skip(why)
     if engine == "qemu" and guest.qemu:  # a real difference between QEMU's PC and dbt's contract
-        request.applymarker(pytest.mark.xfail(reason=guest.qemu, strict=True))
+        # (a timing-dependent guest may pass on QEMU's real-time clock: not strict)
+        request.applymarker(pytest.mark.xfail(reason=guest.qemu,
+                                              strict=not guest.qemu.startswith("timing")))
     results = run_all(guest, tmp_path_factory, results_cache)
     ref, r = results["interp"], results[engine]
     both = reports(engine) & reports("interp")

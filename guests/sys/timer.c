@@ -3,6 +3,8 @@
    computes (interrupts arrive in the middle of blocks), then across a cli/sti
    critical section (the pending tick waits for sti and its shadow), with a
    one-shot mode-0 count and a latched read of the counter.
+   qemu: timing: QEMU's PIT follows the host clock, so when a tick arrives relative to
+   the guest's instructions varies from run to run (dbt's virtual time does not)
    expect-serial: pic pit hlt5 busy crit oneshot latch ok\n */
 #include "kernel.h"
 

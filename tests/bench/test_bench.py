@@ -26,7 +26,8 @@ SUBSET = ["cli_sti", "cpuid", "crc32", "pgfault"]
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     paths = {k: out / f"bench.{k}" for k in ("json", "csv", "png")}
-    status = main(["bench", "--quick", *SUBSET, "--arch", "x86_32", "--json", str(paths["json"]),
+    status = main(["bench", "--quick", *SUBSET, "--arch", "x86_32", "--engines", "interp,bt,hw",
+                   "--json", str(paths["json"]),
                    "--csv", str(paths["csv"]), "--plot", str(paths["png"])])
     return status, paths
 
@@ -210,7 +211,8 @@ def test_a_new_engine_is_another_column_timed_by_wall_clock_less_startup(tmp_pat
 
     monkeypatch.setitem(engines.ENGINES, "untimed", Untimed)
     out = tmp_path / "four.json"
-    assert main(["bench", "--quick", "cpuid", "--clock", "free", "--json", str(out)]) == 0
+    assert main(["bench", "--quick", "cpuid", "--clock", "free", "--engines",
+                 "interp,bt,hw,untimed", "--json", str(out)]) == 0
     rows = {r["engine"]: r for r in json.loads(out.read_text())["results"]}
     assert set(rows) == {"interp", "bt", "hw", "untimed"}
     assert rows["untimed"]["stats"]["run_seconds"] is None

@@ -54,10 +54,11 @@ def test_start_state_matches_dbt(tmp_path, bits):
 @needs_qemu
 def test_triple_fault_is_a_fault_with_state(tmp_path):
     """No IDT: #UD becomes a triple fault; -no-reboot and shutdown=pause keep QEMU alive, so
-    the run ends with reason fault and the registers at the faulting instruction."""
+    the run ends with reason triple-fault (dbt: fault) and the registers at the faulting
+    instruction."""
     image = guest(tmp_path, "bits 32\n mov eax, 7\n ud2\n")
     ref, r = both(image)
-    assert ref.reason.value == r.reason.value == "fault"
+    assert (ref.reason.value, r.reason.value) == ("fault", "triple-fault")
     assert r.pc == ref.pc == 0x100005
     assert r.registers["eax"] == 7
 
