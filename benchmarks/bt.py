@@ -9,6 +9,8 @@ timed on a prefix of the run). Then the sensitive-instruction loops
 (guests/bench: cli/sti, pushf/popf, in from the UART LSR): cost per operation
 with the empty loop subtracted. Then translation cost per block.
 
+The suite of `dbt bench` (dbt/bench) shares this script's sizing and loop patching.
+
 Times are engine run times (``stats.run_seconds``: set-up, loading and the final
 memory digest excluded), best of --repeat. Ratios are what to read.
 """
@@ -16,7 +18,6 @@ memory digest excluded), best of --repeat. Ratios are what to read.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dbt.bench.measure import sized, with_iterations  # noqa: E402
 from dbt.engines import run_guest  # noqa: E402
 from dbt.loader import load  # noqa: E402
 from dbt.monitor.monitor import RunConfig  # noqa: E402
@@ -41,15 +43,9 @@ def best(image, engine, clock, repeat, max_insns=10**12):
 
 
 def scaled(name: str, arch: str, insns: float):
-    """Build guests/c/NAME.c with N chosen so that a run retires about ``insns``."""
-    src = ROOT / "guests" / "c" / f"{name}.c"
-    counts = []
-    for n in (1000, 2000):
-        image = load(str(build_c(src, arch, extra=[f"-DN={n}"])))
-        counts.append(run_guest(image, "hw", RunConfig()).guest_instructions)
-    per_n = (counts[1] - counts[0]) / 1000
-    n = max(1000, int((insns - counts[0]) / per_n) + 1000)
-    return load(str(build_c(src, arch, extra=[f"-DN={n}"]))), n
+    """guests/c/NAME.c built to retire about ``insns`` instructions, and its N."""
+    s = sized(ROOT / "guests" / "c" / f"{name}.c", arch, int(insns), 1000)
+    return s.image, s.n
 
 
 def compute(args) -> None:
@@ -77,17 +73,13 @@ def compute(args) -> None:
                   f"(min {min(rs):.2f})")
 
 
-def _iterations(text: str, n: int) -> str:
-    return re.sub(r"mov ecx, \d+(\s*; iterations)", rf"mov ecx, {n}\1", text)
-
-
 def nano(args) -> None:
     print(f"\n{'loop':<12}{'engine':<8}{'ns/op':>10}   (empty loop subtracted; {args.iters:,} iterations)")
     images = {}
     for name in ("empty",) + NANO:
         text = (ROOT / "guests" / "bench" / f"{name}.s").read_text()
         path = Path(args.tmp) / f"{name}.s"
-        path.write_text(_iterations(text, args.iters))
+        path.write_text(with_iterations(text, args.iters))
         images[name] = load(str(path))
     per_op = {}
     for engine in ("hw", "bt", "interp"):
@@ -98,7 +90,7 @@ def nano(args) -> None:
             if engine == "interp" and iters != args.iters:
                 text = (ROOT / "guests" / "bench" / f"{name}.s").read_text()
                 path = Path(args.tmp) / f"{name}-interp.s"
-                path.write_text(_iterations(text, iters))
+                path.write_text(with_iterations(text, iters))
                 image = load(str(path))
             _, secs = best(image, engine, "exact", args.repeat)
             ns = secs / iters * 1e9

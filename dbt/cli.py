@@ -17,11 +17,11 @@ from dbt.errors import DbtError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70
-STATUS = {"halt": 0, "budget": 124, "fault": 125}
+STATUS = {"halt": 0, "budget": 124, "fault": 125, "triple-fault": 125}
 
 #: modules that add a subcommand of their own: each has ``add_parser(subparsers)``,
 #: which calls ``set_defaults(handler=...)`` on the parser it adds
-SUBCOMMANDS: tuple[str, ...] = ("dbt.coverage.cli",)
+SUBCOMMANDS: tuple[str, ...] = ("dbt.doctor", "dbt.bench.cli", "dbt.coverage.cli")
 
 
 def _count(text: str) -> int:
@@ -130,6 +130,9 @@ def cmd_run(args) -> int:
         sys.stdout.flush()
         if result.fault:
             print(f"dbt: guest fault: {result.fault.describe()}", file=sys.stderr)
+        elif result.reason.value == "fault":  # engine qemu: a triple fault, vector unknown
+            print(f"dbt: guest fault at {result.pc:#x} (a triple fault; the engine does not "
+                  f"say which exception)", file=sys.stderr)
         elif result.reason.value == "budget":
             print(f"dbt: instruction budget of {config.max_insns} ran out at {result.pc:#x}",
                   file=sys.stderr)

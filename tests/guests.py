@@ -1,7 +1,10 @@
 """The guest programs of the differential test, with what each must print and how it ends.
 
 Assembly guests carry their expectation in header comments:
-``; expect-exit: N`` or ``; expect-halt``, and ``; expect-serial: TEXT`` (with ``\\n``).
+``; expect-exit: N``, ``; expect-halt``, ``; expect-fault`` or ``; expect-triple-fault``,
+and ``; expect-serial: TEXT`` (with ``\\n``). ``guests/sys`` holds the system guests
+(small kernels: IDT, timer, paging), built like the C guests.
+``; qemu: WHY`` marks a guest whose ending on QEMU's PC differs from dbt's contract.
 C guests self-check: they exit with code 0 on success, and they are built for
 both architectures.
 """
@@ -25,6 +28,7 @@ class Guest:
     exit_code: int | None
     serial: bytes | None
     count_skew: tuple[tuple[str, int], ...] = ()  # (engine, instructions more than interp)
+    qemu: str | None = None  # why QEMU's PC differs from dbt's contract here (not compared)
 
     def __str__(self) -> str:
         return self.name
@@ -36,13 +40,16 @@ def _asm_guest(path: Path) -> Guest:
     m_serial = re.search(r"^;[ \t]*expect-serial:[ \t]?([^\n]*)$", text, re.M)
     halt = re.search(r"^;\s*expect-halt", text, re.M)
     fault = re.search(r"^;\s*expect-fault", text, re.M)
+    triple = re.search(r"^;\s*expect-triple-fault", text, re.M)
     serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
         if m_serial else None
-    reason = "exit" if m_exit else "halt" if halt else "fault" if fault else "exit"
+    reason = "exit" if m_exit else "halt" if halt else "fault" if fault else \
+        "triple-fault" if triple else "exit"
     skew = tuple((m.group(1), int(m.group(2)))
                  for m in re.finditer(r"^;\s*count-skew:\s*(\w+)\s*([+-]\d+)", text, re.M))
+    m_qemu = re.search(r"^;\s*qemu:\s*(.*)$", text, re.M)
     return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial,
-                 skew)
+                 skew, m_qemu.group(1) if m_qemu else None)
 
 
 def _c_guest(path: Path, arch: str) -> Guest:
@@ -50,14 +57,16 @@ def _c_guest(path: Path, arch: str) -> Guest:
     m_serial = re.search(r"expect-serial:\s?(.*?)\s*\*/", text)
     serial = m_serial.group(1).encode().decode("unicode_escape").encode("latin-1") \
         if m_serial else None
-    return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial)
+    m_qemu = re.search(r"^\s*qemu:\s*(.*)$", text, re.M)
+    return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial,
+                 qemu=m_qemu.group(1) if m_qemu else None)
 
 
 def all_guests() -> list[Guest]:
     guests = [_asm_guest(p) for p in sorted((GUEST_DIR / "asm").glob("*.s"))]
     guests += [_asm_guest(p) for p in sorted((GUEST_DIR / "bench").glob("*.s"))]
     guests.append(_asm_guest(ROOT / "examples" / "hello.s"))
-    for p in sorted((GUEST_DIR / "c").glob("*.c")):
+    for p in sorted((GUEST_DIR / "c").glob("*.c")) + sorted((GUEST_DIR / "sys").glob("*.c")):
         guests += [_c_guest(p, "x86_32"), _c_guest(p, "x86_64")]
     return guests
 

@@ -1,28 +1,32 @@
 """The oracle: every guest under every engine gives the same guest-visible result.
 
 Compared: serial output, reason, exit code, instruction count, final registers,
-system state (control registers, descriptor tables, selectors) and guest memory.
-Each guest's expected output and ending are checked too, so the engines cannot
-agree on a wrong answer. New engines join by registering in ``dbt.engines``.
+system state (control registers, descriptor tables, selectors) and guest memory,
+as far as both engines report them (``dbt.engines.reports``: ``qemu`` counts no
+instructions, and has registers and memory only when it is still running at the
+end). Each guest's expected output and ending are checked too, so the engines
+cannot agree on a wrong answer. New engines join by registering in ``dbt.engines``;
+an engine that cannot run here (``qemu`` without QEMU) is skipped with its reason.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from dbt.engines import engine_names, run_guest
+from dbt.engines import HIGH_MEMORY, engine_names, reports, run_guest, unavailable
 from dbt.loader import load
+from dbt.monitor.exits import Reason
 from dbt.monitor.monitor import RunConfig
 from guests import Guest, all_guests, guest_file
 
 GUESTS = all_guests()
 
 
-def first_difference(a: bytes, b: bytes) -> str:
+def first_difference(a: bytes, b: bytes, base: int = 0) -> str:
     for i in range(0, min(len(a), len(b)), 4096):
         if a[i:i + 4096] != b[i:i + 4096]:
             j = next(k for k in range(i, i + 4096) if a[k] != b[k])
-            return f"first differing byte at {j:#x}: {a[j]:#04x} vs {b[j]:#04x}"
+            return f"first differing byte at {base + j:#x}: {a[j]:#04x} vs {b[j]:#04x}"
     return "lengths differ"
 
 
@@ -36,7 +40,8 @@ def run_all(guest: Guest, tmp_path_factory, cache) -> dict:
         path = guest_file(guest, tmp_path_factory.mktemp("guest"))
         image = load(str(path))
         config = RunConfig(max_insns=50_000_000, keep_ram=True, validate=True)
-        cache[guest.name] = {e: run_guest(image, e, config) for e in engine_names()}
+        cache[guest.name] = {e: run_guest(image, e, config) for e in engine_names()
+                             if unavailable(e) is None}
     return cache[guest.name]
 
 
@@ -52,14 +57,35 @@ def test_guest_does_what_it_should(guest: Guest, tmp_path_factory, results_cache
 
 @pytest.mark.parametrize("guest", GUESTS, ids=str)
 @pytest.mark.parametrize("engine", [e for e in engine_names() if e != "interp"])
-def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, results_cache):
+def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, results_cache,
+                                   request):
+    if why := unavailable(engine):
+        pytest.skip(why)
+    if engine == "qemu" and guest.qemu:  # a real difference between QEMU's PC and dbt's contract
+        # (a timing-dependent guest may pass on QEMU's real-time clock: not strict)
+        request.applymarker(pytest.mark.xfail(reason=guest.qemu,
+                                              strict=not guest.qemu.startswith("timing")))
     results = run_all(guest, tmp_path_factory, results_cache)
     ref, r = results["interp"], results[engine]
+    both = reports(engine) & reports("interp")
     assert r.serial == ref.serial
-    assert (r.reason, r.exit_code) == (ref.reason, ref.exit_code)
-    assert r.fault == ref.fault
-    skew = dict(guest.count_skew).get(engine, 0)  # a documented counting artefact
-    assert r.guest_instructions == ref.guest_instructions + skew
-    assert r.registers == ref.registers
-    assert r.system == ref.system
-    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    expected = (ref.reason, ref.exit_code)
+    if engine == "qemu" and ref.reason is Reason.FAULT:
+        # dbt ends the run at an exception the guest does not handle; a PC goes on
+        # trying to deliver it and shuts down (a triple fault)
+        expected = (Reason.TRIPLE_FAULT, None)
+    assert (r.reason, r.exit_code) == expected
+    if "fault" in both:
+        assert r.fault == ref.fault
+    if "guest_instructions" in both:
+        skew = dict(guest.count_skew).get(engine, 0)  # a documented counting artefact
+        assert r.guest_instructions == ref.guest_instructions + skew
+    if "registers" in both and r.registers:
+        assert r.registers == ref.registers
+    if "system" in both:
+        assert r.system == ref.system
+    if "memory" in both:
+        assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    elif "high_memory" in both and r.ram is not None:
+        high, ref_high = r.ram[HIGH_MEMORY:], ref.ram[HIGH_MEMORY:]
+        assert high == ref_high, first_difference(high, ref_high, HIGH_MEMORY)

@@ -2,10 +2,17 @@
 
     interp   decode-and-dispatch: the monitor fetches, decodes and dispatches every instruction
     hw       trap-and-emulate: the guest runs unmodified; the monitor sees only exits
+    bt       scan-and-patch binary translation into a code cache
+    qemu     QEMU's full-system PC emulator (TCG): an outside reference sharing nothing with dbt
 
 An engine is a class constructed with a :class:`~dbt.monitor.Monitor` whose
-``run()`` returns a :class:`~dbt.monitor.exits.RunResult`. New engines join the
-CLI and the differential test by registering, nothing else.
+``run()`` returns a :class:`~dbt.monitor.exits.RunResult`; an engine that runs
+outside dbt (``monitor = False``) is constructed with the image, the run's
+configuration and the RAM size instead. New engines join the CLI and the
+differential test by registering, nothing else.
+
+Each engine says what its results carry (``reports``, a subset of
+:data:`REPORTS`); the differential test compares what both engines report.
 """
 
 from __future__ import annotations
@@ -19,15 +26,35 @@ from dbt.monitor.monitor import Monitor, RunConfig
 
 ENGINES: dict[str, type] = {}
 
+#: what a run result can carry for comparison: "memory" is all guest RAM, "high_memory"
+#: guest RAM from HIGH_MEMORY up (a PC's firmware owns the RAM below 1 MiB)
+REPORTS = frozenset({"serial", "reason", "exit_code", "fault", "guest_instructions",
+                     "registers", "system", "memory", "high_memory"})
+HIGH_MEMORY = 0x100000
+
 
 def register(cls: type) -> type:
     ENGINES[cls.name] = cls
     return cls
 
 
-def engine_names() -> list[str]:
+def engine_names(outside: bool = True) -> list[str]:
+    """Registered engines; ``outside=False`` leaves out those that run outside dbt (qemu)."""
     _load_all()
-    return list(ENGINES)
+    return [name for name, cls in ENGINES.items() if outside or cls.monitor]
+
+
+def reports(engine: str) -> frozenset[str]:
+    """What the results of ``engine`` carry that can be compared with another engine's."""
+    _load_all()
+    return ENGINES[engine].reports
+
+
+def unavailable(engine: str) -> str | None:
+    """Why ``engine`` cannot run on this machine (one line), or None if it can."""
+    _load_all()
+    cls = ENGINES[engine]
+    return None if cls.monitor else cls.unavailable()
 
 
 def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = None,
@@ -38,11 +65,17 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     cls = ENGINES[engine]
-    mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram)
+    if not cls.monitor:
+        if setup:
+            raise UsageError(f"engine {engine} runs outside dbt: it cannot be set up through "
+                             f"a monitor")
+        return cls(image, config or RunConfig(), ram_size).run()
+    mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram,
+                  owns_cpu=cls.owns_cpu)
     if setup:
         setup(mon)
     return cls(mon).run()
 
 
 def _load_all() -> None:
-    from dbt.engines import bt, hw, interp  # noqa: F401  (importing registers them)
+    from dbt.engines import bt, hw, interp, qemu  # noqa: F401  (importing registers them)

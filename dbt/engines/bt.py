@@ -27,8 +27,8 @@ from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
-from dbt.engines import register
-from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail, no_idt
+from dbt.engines import REPORTS, register
+from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -47,6 +47,9 @@ CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**2
 class Bt:
     name = "bt"
     exec_ram = False
+    owns_cpu = False  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -111,9 +114,17 @@ class Bt:
     def _set_count(self, icount: int) -> None:
         """Restart the budget accounting at a known instruction count."""
         self.base, self.extra = icount, 0
-        left = self.mon.config.max_insns - icount
+        self.mon.resched = False
+        left = self._limit() - icount
         self.chunk = max(0, min(CHUNK, left)) if self.exact else CHUNK
         self.mon.uc.mem_write(self.layout.slot_phys("rem"), struct.pack("<i", self.chunk))
+
+    def _limit(self) -> int:
+        """The count at which translated code must stop: the budget, or sooner where
+        the monitor wants to look for an interrupt (exact clock)."""
+        event = self.mon.event_at
+        budget = self.mon.config.max_insns
+        return budget if event is None or not self.exact else min(budget, event)
 
     def counted(self) -> int:
         """Instructions counted so far, by prologues and by the monitor."""
@@ -238,17 +249,16 @@ class Bt:
             return self._budget(site.fragment)
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
             icount = self._undo_prologue(site.fragment)
-            self.pending_rep = (site.insn, self.mon.config.max_insns - icount)
+            self.pending_rep = (site.insn, self._limit() - icount)
             return None
         # FAULT: the block starts with bytes that cannot run
         frag = site.fragment
         self.mon.icount = self.counted()
         self._set_count(self.mon.icount)
-        vector = 6 if frag.block.fault == "#UD" else 14
-        detail = (invalid_detail(self.mon, frag.guest_pc) if vector == 6 else
-                  fetch_fault_detail(self.mon.bits, frag.guest_pc))
-        self.mon.fault(vector, frag.guest_pc, detail,
-                       address=frag.guest_pc if vector == 14 else None)
+        if frag.block.fault == "#UD":
+            return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
+        self.mon.fault(14, frag.guest_pc, fetch_fault_detail(self.mon.bits, frag.guest_pc),
+                       address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
 
     def _undo_prologue(self, frag: Fragment) -> int:
@@ -262,7 +272,18 @@ class Bt:
     def _budget(self, frag: Fragment) -> int | None:
         """A prologue found the chunk spent: refill, run a tail, or end the run."""
         icount = self._undo_prologue(frag)
-        left = self.mon.config.max_insns - icount
+        mon = self.mon
+        if mon.event_at is not None and icount >= mon.event_at and icount < mon.config.max_insns:
+            mon.icount = icount
+            self._sync_in()
+            handler = mon.poll_interrupts(frag.guest_pc)
+            if mon.stopped:
+                return None
+            self._sync_out()
+            self._set_count(icount)
+            if handler is not None:
+                return self._enter(handler)
+        left = self._limit() - icount
         if left <= 0:
             self.mon.icount = icount
             self.mon.machine.pc = frag.guest_pc
@@ -302,6 +323,14 @@ class Bt:
         done = machine.executed_count()
         if machine.pc == at:  # the budget ran out in the middle of the rep
             mon.icount = icount + left
+            if mon.icount < mon.config.max_insns:  # an interrupt check is due, mid-rep
+                self._sync_in()
+                handler = mon.poll_interrupts(insn.address)
+                if not mon.stopped:
+                    self._sync_out()
+                    self._set_count(mon.icount)
+                    self.next_tc = self._enter(insn.address if handler is None else handler)
+                return
             machine.pc = insn.address
             mon.stop(Reason.BUDGET)
             return
@@ -330,16 +359,16 @@ class Bt:
         except GuestException as e:
             mon.icount = before + (1 if e.trap else 0)
             self._set_count(mon.icount)
-            detail = no_idt(e.vector) if e.trap else e.detail
-            mon.fault(e.vector, insn.next if e.trap else insn.address, detail, e.error_code,
-                      e.address)
-            return None
+            return self._raise(e.vector, insn.next if e.trap else insn.address, e.detail,
+                               e.error_code, e.address, soft=e.trap, sync=False)
         self._sync_out()
         if mon.stopped:
             mon.icount = before + 1
             self._set_count(mon.icount)
             mon.machine.pc = insn.next if next_pc is None else next_pc
             return None
+        if mon.resched:  # the handler moved the next interrupt check (timer, PIC, hlt)
+            return self._enter_fresh(insn.next if next_pc is None else next_pc, before + 1)
         if next_pc == insn.address:  # a rep string instruction goes round again
             self.extra += 1
             if self.counted() >= mon.config.max_insns and self.exact:
@@ -396,14 +425,34 @@ class Bt:
             vector = self.fault_vector
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if vector == 14 else None
             detail = f"page fault at address {address:#x}" if address is not None else ""
-        else:
-            vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
-            if vector == 6:
-                detail = invalid_detail(mon, insn.address)
-            address = self.bad_address
-            if address is not None:
-                detail = f"{detail} at {address:#x}"
-        mon.fault(vector, insn.address, detail, address=address)
+            self.next_tc = self._raise(vector, insn.address, detail, address=address,
+                                       from_cpu=True)
+            return
+        vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
+        if vector == 6:
+            self.next_tc = self._raise(6, insn.address, invalid_detail(mon, insn.address),
+                                       from_cpu=True)
+            return
+        address = self.bad_address
+        if address is not None:
+            detail = f"{detail} at {address:#x}"
+        mon.fault(vector, insn.address, detail, address=address)  # a bus error
+
+    def _raise(self, vector: int, pc: int, detail: str, error_code: int | None = None,
+               address: int | None = None, soft: bool = False, from_cpu: bool = False,
+               sync: bool = True) -> int | None:
+        """Deliver a guest exception (mon.icount already counts up to it); returns where
+        translated code goes on (None: the run ended)."""
+        mon = self.mon
+        if sync:
+            self._sync_in()
+        handler = mon.exception(vector, pc, detail, error_code, address, soft=soft,
+                                from_cpu=from_cpu)
+        if handler is None:
+            return None
+        self._sync_out()
+        self._set_count(mon.icount)
+        return self._enter(handler)
 
     def _self_modifying_write(self) -> None:
         """A guest store hit a write-protected page: guest code, or data beside it."""

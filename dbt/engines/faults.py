@@ -87,20 +87,27 @@ class FaultWatch:
         mon = self.mon
         if self.vector is not None:
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if self.vector == 14 else None
-            detail = no_idt(self.vector) if self.is_trap() else ""
+            detail = ""
             if address is not None:
                 detail = (fetch_fault_detail(mon.bits, address) if address == self.vector_pc
                           else f"page fault at address {address:#x}")
-            mon.fault(self.vector, self.vector_pc, detail, address=address)
+            self._go(mon.exception(self.vector, self.vector_pc, detail, address=address,
+                                   soft=self.is_trap(), from_cpu=True))
             return
         vector, what = UC_ERRORS.get(err.errno if err else -1, (13, f"unicorn error: {err}"))
         if vector == 6:
-            what = invalid_detail(mon, pc)
+            self._go(mon.exception(6, pc, invalid_detail(mon, pc), from_cpu=True))
+            return
         if self.bad_address is not None:
             what = f"{what} at {self.bad_address:#x}"
         if self.fetch_fault or (err is not None and err.errno == C.UC_ERR_FETCH_UNMAPPED):
             pc = mon.machine.pc  # a fetch fault is reported at the address fetched
-        mon.fault(vector, pc, what, address=self.bad_address)
+        mon.fault(vector, pc, what, address=self.bad_address)  # outside guest RAM: a bus error
+
+
+    def _go(self, handler: int | None) -> None:
+        if handler is not None:
+            self.mon.machine.pc = handler
 
 
 def invalid_detail(mon: Monitor, pc: int) -> str:
@@ -112,7 +119,3 @@ def fetch_fault_detail(bits: int, address: int) -> str:
     """How an instruction fetch outside guest RAM is described (the same in every engine,
     arch and memory mode)."""
     return f"instruction fetch from unmapped memory at {address:#x}"
-
-
-def no_idt(vector: int) -> str:
-    return f"interrupt {vector:#x} with no IDT to deliver it"

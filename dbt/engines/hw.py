@@ -18,7 +18,7 @@ from unicorn import UcError
 from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
-from dbt.engines import register
+from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
 from dbt.monitor import handlers
 from dbt.monitor.exits import Reason, RunResult
@@ -33,12 +33,16 @@ COUNT_SLICE = 4_000_000  # exact clock: instructions per emu_start
 class Hw:
     name = "hw"
     exec_ram = True
+    owns_cpu = True  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon
         self.watch = FaultWatch(mon)
         self.exits: dict[str, int] = {}
-        self.stop_count = 0
+        self.stop_count: int | None = None  # unicorn's count when an out hook stopped it
+        self.running = False  # inside emu_start
         uc = mon.uc
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
@@ -54,16 +58,28 @@ class Hw:
             if remaining <= 0:
                 mon.stop(Reason.BUDGET)
                 break
+            if mon.event_at is not None and mon.icount >= mon.event_at:
+                handler = mon.poll_interrupts(machine.pc)
+                if handler is not None:
+                    machine.pc = handler
+                if mon.stopped:
+                    break
             pc = machine.pc
             watch.reset()
             err = None
+            self.stop_count = None
             # exact: run in slices, so the monitor regains control now and then (to let
-            # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block
+            # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block;
+            # and stop exactly where the next interrupt is due
             step = min(remaining, COUNT_SLICE) if exact else 0
+            if exact and mon.event_at is not None:
+                step = min(step, mon.event_at - mon.icount)
+            self.running = True
             try:
                 mon.uc.emu_start(pc, 0, count=step)
             except UcError as e:
                 err = e
+            self.running = False
             hooks_fired = machine.executed_count() if exact else 0
             if err is not None or watch.vector is not None:
                 self._exit("exception")
@@ -71,7 +87,7 @@ class Hw:
                                              or watch.bad_address is not None) else hooks_fired
                 mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
                 watch.report(machine.pc, err)
-            elif mon.stopped:  # an I/O exit ended the run; the out instruction retired
+            elif self.stop_count is not None:  # an out ended the run or rearmed the timer
                 mon.icount += self.stop_count
             elif exact and hooks_fired > step:
                 mon.icount += step
@@ -80,7 +96,9 @@ class Hw:
             elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
-                mon.stop(Reason.HALT)
+                handler = mon.halt(machine.pc)
+                if handler is not None:
+                    machine.pc = handler
             elif dog is not None and dog.fired:
                 mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
             else:
@@ -99,8 +117,10 @@ class Hw:
 
     def _on_out(self, uc, port: int, size: int, value: int, _ud) -> None:
         self._exit("io")
-        self.mon.io_out(port, size, value)
-        if self.mon.stopped:
+        mon = self.mon
+        event = mon.event_at
+        mon.io_out(port, size, value)
+        if mon.stopped or (mon.event_at != event and self.exact):
             # the counter includes this out; read it now, as unicorn may count the
             # next instruction's start before the stop takes effect
             self.stop_count = self.mon.machine.executed_count()
@@ -113,7 +133,10 @@ class Hw:
 
     def run(self) -> RunResult:
         mon = self.mon
-        exact = mon.config.clock == "exact"
+        exact = self.exact = mon.config.clock == "exact"
+        if exact:  # within emu_start, unicorn's counter holds what retired since it began
+            mon.icount_now = lambda: mon.icount + (
+                max(0, mon.machine.executed_count() - 1) if self.running else 0)
         mon.start_clock()
         if exact and mon.machine.memory:
             mon.machine.memory.resize_stops = False  # see GuestMemory.fill

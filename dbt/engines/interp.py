@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from unicorn import UcError
 
-from dbt.engines import register
-from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail, no_idt
+from dbt.engines import REPORTS, register
+from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
@@ -28,6 +28,9 @@ _NATIVE = (Action.IDENT, Action.BRANCH)
 class Interp:
     name = "interp"
     exec_ram = True
+    owns_cpu = False  # see Monitor.owns_cpu
+    monitor = True
+    reports = REPORTS
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -44,6 +47,10 @@ class Interp:
             if mon.icount >= budget:
                 mon.stop(Reason.BUDGET)
                 break
+            if mon.event_at is not None and mon.icount >= mon.event_at:
+                self._go(mon.poll_interrupts(machine.pc))
+                if mon.stopped:
+                    break
             pc = machine.pc
             window = machine.fetch(pc, MAX_INSN_LEN)
             insn = decoder.decode(pc, window)
@@ -91,11 +98,15 @@ class Interp:
         except GuestException as e:
             if e.trap:
                 mon.icount += 1
-            detail = no_idt(e.vector) if e.trap else e.detail
-            mon.fault(e.vector, insn.next if e.trap else pc, detail, e.error_code, e.address)
+            self._go(mon.exception(e.vector, insn.next if e.trap else pc, e.detail,
+                                   e.error_code, e.address, soft=e.trap))
             return
         mon.icount += 1
         mon.machine.pc = insn.next if next_pc is None else next_pc
+
+    def _go(self, handler: int | None) -> None:
+        if handler is not None:
+            self.mon.machine.pc = handler
 
     def _undecodable(self, pc: int, window: bytes) -> None:
         if window and runs_past_end(self.mon.decoder, pc, window):
@@ -103,4 +114,4 @@ class Interp:
         elif not window:
             self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)
         else:
-            self.mon.fault(6, pc, invalid_detail(self.mon, pc))
+            self._go(self.mon.exception(6, pc, invalid_detail(self.mon, pc)))

@@ -11,6 +11,7 @@ class Reason(enum.Enum):
     HALT = "halt"  # hlt with interrupts disabled and nothing pending
     FAULT = "fault"  # an exception the guest does not handle
     BUDGET = "budget"  # the instruction budget ran out
+    TRIPLE_FAULT = "triple-fault"  # a fault while delivering a double fault (a PC resets)
 
 
 #: exception vectors by mnemonic (Intel SDM Vol. 3A §6.3.1, Table 6-1)

@@ -23,7 +23,6 @@ from unicorn import UcError
 from unicorn import x86_const as U
 
 from dbt.monitor import cpuid as cpuid_model
-from dbt.monitor.exits import Reason
 from dbt.monitor.machine import CR0_TS, EFER_MSR
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.scanner import Insn
@@ -160,9 +159,14 @@ def outs(mon: Monitor, insn: Insn):
 def hlt(mon: Monitor, insn: Insn):
     if mon.vcpu.cpl != 0:
         raise GuestException(_GP, "hlt at CPL > 0", error_code=0)
-    # Nothing can wake a halted CPU yet (no interrupt controller): the run ends,
-    # with the pc past the hlt as on hardware.
-    mon.stop(Reason.HALT)
+    # wait for an interrupt; with IF clear (or none to come) the run ends, the pc
+    # past the hlt as on hardware. The hlt itself has retired when the wait starts.
+    mon.icount += 1
+    try:
+        handler = mon.halt(insn.next)
+    finally:
+        mon.icount -= 1
+    return handler
 
 
 @handles("cpuid")
@@ -295,7 +299,7 @@ def sldt(mon: Monitor, insn: Insn):
 def lldt(mon: Monitor, insn: Insn):
     _privileged(mon, insn)
     sel = mon.read_operand(insn, 0) & 0xFFFF
-    if sel & ~3 and not _descriptor(mon, sel):
+    if sel & ~3 and not mon.descriptor(sel):
         raise GuestException(_GP, f"{insn.name} {sel:#x}: selector outside the GDT",
                              error_code=sel & ~3)
     if insn.name == "lldt":
@@ -306,19 +310,9 @@ def lldt(mon: Monitor, insn: Insn):
 
 # --- segments (SDM Vol. 3A §3.4, Vol. 2B MOV, PUSH, POP; LAR, LSL, VERR/VERW) --------------------
 _SEGS = ("cs", "ds", "es", "fs", "gs", "ss")
+_ACCESSED = 1 << 40
 _UC_SEG = {"cs": U.UC_X86_REG_CS, "ds": U.UC_X86_REG_DS, "es": U.UC_X86_REG_ES,
            "fs": U.UC_X86_REG_FS, "gs": U.UC_X86_REG_GS, "ss": U.UC_X86_REG_SS}
-
-
-def _descriptor(mon: Monitor, sel: int) -> int | None:
-    """The 8-byte GDT/LDT descriptor a selector names, or None if outside its table."""
-    if sel & 4:
-        return None  # LDT descriptors are not looked up yet
-    gdtr = mon.vcpu.gdtr
-    index = sel & ~7
-    if index == 0 or index + 7 > gdtr.limit:
-        return None
-    return mon.read_int(gdtr.base + index, 8)
 
 
 def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
@@ -328,7 +322,7 @@ def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
     if null and (seg == "ss" and mon.bits == 32):
         raise GuestException(_GP, "null selector loaded into ss", error_code=0)
     if not null:
-        desc = _descriptor(mon, sel)
+        desc = mon.descriptor(sel)
         if desc is None:
             raise GuestException(_GP, f"selector {sel:#x} outside the GDT", error_code=sel & ~3)
         if not desc & (1 << 47):
@@ -339,6 +333,11 @@ def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
     except UcError:
         raise GuestException(_GP, f"cannot load {seg} with {sel:#x}", error_code=sel & ~3) from None
     setattr(mon.vcpu, seg, sel)
+    if not null and not desc & _ACCESSED:
+        # the CPU marks the descriptor accessed (SDM Vol. 3A §3.4.5.1); unicorn's
+        # register write does it in 32-bit mode but not in 64-bit mode
+        _, base, _, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
+        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 1)
     return None
 
 
@@ -361,7 +360,7 @@ def pop_seg(mon: Monitor, insn: Insn):
 def lar(mon: Monitor, insn: Insn):
     src = 1 if insn.name in ("lar", "lsl") else 0
     sel = mon.read_operand(insn, src) & 0xFFFF
-    desc = _descriptor(mon, sel)
+    desc = mon.descriptor(sel)
     ok = desc is not None and bool(desc & (1 << 47))
     eflags = mon.guest_eflags() & ~FLAG_ZF
     if ok:
@@ -398,17 +397,16 @@ def _load_cs(mon: Monitor, sel: int) -> None:
     if sel & 3 != mon.vcpu.cpl:
         raise GuestException(_GP, f"far transfer to {sel:#x} changes privilege (not emulated)",
                              error_code=sel & ~3)
-    desc = _descriptor(mon, sel)
+    desc = mon.descriptor(sel)
     if desc is None or not desc & (1 << 43):
         raise GuestException(_GP, f"far transfer to {sel:#x}: not a code segment",
                              error_code=sel & ~3)
     if not desc & (1 << 47):
         raise GuestException(11, f"code segment {sel:#x} not present", error_code=sel & ~3)
     try:
-        mon.uc.reg_write(U.UC_X86_REG_CS, sel)
+        mon.load_cs(sel)
     except UcError:
         raise GuestException(_GP, f"cannot load cs with {sel:#x}", error_code=sel & ~3) from None
-    mon.vcpu.cs = sel
 
 
 @handles("retf", "retfq")

@@ -16,10 +16,12 @@ from unicorn import x86_const as U
 
 from dbt.devices import DebugExit, PortBus, Uart16550
 from dbt.devices.debugexit import DEBUG_EXIT_PORT
+from dbt.devices.pic import MASTER, SLAVE, PicPair
+from dbt.devices.pit import PIT_BASE, PIT_HZ, Pit8254
 from dbt.devices.uart import COM1_BASE
 from dbt.loader import Image
-from dbt.monitor.exits import Fault, Reason, RunResult
-from dbt.monitor.machine import Machine, reg_id
+from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
+from dbt.monitor.machine import CR0_PG, PT_BASE, Machine, reg_id
 from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
 from dbt.scanner import Decoder, Insn, Mem
 
@@ -55,9 +57,12 @@ class RunConfig:
 
 class Monitor:
     def __init__(self, image: Image, engine: str, config: RunConfig, ram_size: int,
-                 exec_ram: bool = True):
+                 exec_ram: bool = True, owns_cpu: bool = False):
         self.image = image
         self.engine = engine
+        #: True when the guest owns the unicorn CPU (hw): its IF, IOPL and CPL are the
+        #: real CPU's; otherwise they live in the virtual CPU
+        self.owns_cpu = owns_cpu
         self.config = config
         self.bits = image.arch.bits
         self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram, memory=config.memory)
@@ -71,12 +76,29 @@ class Monitor:
         self.debug_exit = DebugExit()
         self.bus.attach(COM1_BASE, 8, self.uart)
         self.bus.attach(DEBUG_EXIT_PORT, 1, self.debug_exit)
+        self.pic = PicPair()
+        self.pit = Pit8254(lambda: self.pic.raise_irq(0))
+        self.bus.attach(MASTER, 2, self.pic)
+        self.bus.attach(SLAVE, 2, self.pic)
+        self.bus.attach(PIT_BASE, 4, self.pit)
         self.icount = 0  # retired guest instructions (exact clock)
+        #: engines whose count lags while the guest runs (hw) replace this
+        self.icount_now = lambda: self.icount
+        self.idle_ns = 0  # virtual time skipped by hlt
+        #: the instruction count at which the engine must call poll_interrupts() (None:
+        #: no interrupt can come); ``resched`` is set whenever it changes
+        self.event_at: int | None = None
+        self.resched = False
+        self._stepping_pc: int | None = None  # see poll_interrupts()
         self.on_guest_write = None  # the code cache's SMC check (engine bt)
         self.coverage = None  # a dynamic-coverage recorder: engines attach it (dbt.coverage)
         self.reason: Reason | None = None
         self.fault_info: Fault | None = None
         self.stats: dict[str, int] = {}
+        self.exceptions: dict[str, int] = {}  # delivered to the guest, by vector name
+        self._cpustate = None
+        self._loop_pc: int | None = None  # see exception(): a handler that faults at once
+        self._loop_n = 0
         self.mask = (1 << self.bits) - 1
         self.regs = REGS64 if self.bits == 64 else REGS32
         self._t0 = self._t_run = time.perf_counter()
@@ -91,11 +113,68 @@ class Monitor:
             self.reason = reason
 
     def fault(self, vector: int, pc: int, detail: str = "", error_code: int | None = None,
-              address: int | None = None) -> None:
-        """The guest raised an exception it cannot handle (no IDT delivery yet): end the run."""
+              address: int | None = None, reason: Reason = Reason.FAULT) -> None:
+        """End the run with a guest exception that is not delivered."""
         self.fault_info = Fault(vector, pc, detail, error_code, address)
         self.machine.pc = pc
-        self.stop(Reason.FAULT)
+        self.stop(reason)
+
+    def exception(self, vector: int, pc: int, detail: str = "", error_code: int | None = None,
+                  address: int | None = None, soft: bool = False,
+                  from_cpu: bool = False, external: bool = False) -> int | None:
+        """The guest raised exception ``vector``; ``pc`` is the pc to save (the faulting
+        instruction, or the next one for ``int n``, ``int3``, ``into``: ``soft``).
+
+        It is delivered through the guest's IDT (:mod:`dbt.monitor.interrupts`), and
+        the guest goes on at the handler, whose address is returned (the engine sets
+        the pc, or leaves it to translated code) — unless the guest has no IDT (IDTR still
+        at its reset value 0:0), or it is a #PF with no guest paging: an access
+        outside guest RAM is a bus error, not a page fault. Those end the run with
+        reason ``fault``. ``from_cpu``: unicorn raised it (its error code is read,
+        and QEMU's exception state reset, DESIGN §5 traps 3 and 4).
+        """
+        from dbt.monitor import interrupts
+
+        if from_cpu:
+            if self._cpustate is None:
+                from dbt.monitor.cpustate import CpuState
+
+                self._cpustate = CpuState(self.uc)
+            if vector in interrupts.HAS_ERROR_CODE and not soft:
+                error_code = self._cpustate.error_code()
+            self._cpustate.forget_exception()
+        _, idt_base, idt_limit, _ = self.uc.reg_read(U.UC_X86_REG_IDTR)
+        if soft:  # undelivered, it leaves the pc at the int instruction (as a PC does)
+            at = interrupts.soft_int_start(self.machine.fetch, pc, vector)
+        if (idt_base, idt_limit) == (0, 0) or (vector == 14 and not self.guest_paging()):
+            if soft:
+                detail = f"interrupt {vector:#x} with no IDT to deliver it"
+            self.fault(vector, at if soft else pc, detail, error_code, address)
+            return None
+        self._loop_n = self._loop_n + 1 if pc == self._loop_pc else 0
+        if self._loop_n >= 16:
+            self.fault(vector, pc, f"exception loop: the handler at {pc:#x} faults before "
+                                   "its first instruction completes", error_code, address)
+            return None
+        try:
+            handler = interrupts.deliver(self, vector, pc, error_code, soft, external)
+        except interrupts.TripleFault as e:
+            self.fault(vector, at if soft else pc, f"triple fault: {e}", error_code, address,
+                       reason=Reason.TRIPLE_FAULT)
+            return None
+        except interrupts.NotEmulated as e:
+            self.fault(vector, at if soft else pc, str(e), error_code, address)
+            return None
+        name = VECTORS.get(vector, f"vector {vector:#x}")
+        self.exceptions[name] = self.exceptions.get(name, 0) + 1
+        self._loop_pc = handler
+        return handler
+
+    def guest_paging(self) -> bool:
+        """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
+        if self.bits == 64:
+            return self.uc.reg_read(U.UC_X86_REG_CR3) != PT_BASE
+        return bool(self.uc.reg_read(U.UC_X86_REG_CR0) & CR0_PG)
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
@@ -103,19 +182,98 @@ class Monitor:
     # --- exits shared by every engine -----------------------------------------------------
     def io_in(self, port: int, size: int) -> int:
         self.count("io_in")
+        if _is_timer_port(port):
+            self.pit.advance(self.pit_tick())
         return self.bus.read(port, size)
 
     def io_out(self, port: int, size: int, value: int) -> None:
         self.count("io_out")
+        timer = _is_timer_port(port)
+        if timer:
+            self.pit.advance(self.pit_tick())
         self.bus.write(port, size, value)
         if self.debug_exit.code is not None:
             self.stop(Reason.EXIT)
+        elif timer:  # the timer or interrupt controller changed: look again after this
+            self._schedule(self.icount_now() + 1)
 
     def virtual_tsc(self) -> int:
-        """Virtual time: one tick per retired guest instruction (exact clock)."""
+        """Virtual time in ns: one per retired guest instruction (a 1 GHz CPU retiring one
+        instruction per cycle) plus the time skipped in ``hlt`` (exact clock)."""
         if self.config.clock == "free":
             return int((time.perf_counter() - self._t0) * 1e9)
-        return self.icount
+        return self.icount_now() + self.idle_ns
+
+    def pit_tick(self) -> int:
+        return self.virtual_tsc() * PIT_HZ // 1_000_000_000
+
+    # --- external interrupts (the PIT through the PICs) -------------------------------------
+    def _schedule(self, icount: int | None) -> None:
+        if icount != self.event_at:
+            self.event_at, self.resched = icount, True
+
+    def _reschedule(self) -> None:
+        """Ask to be polled when the timer next expires (exact clock only)."""
+        tick = self.pit.next_expiry()
+        if tick is None or self.config.clock == "free":
+            self._schedule(None)
+            return
+        ns = -(-tick * 1_000_000_000 // PIT_HZ)
+        self._schedule(max(ns - self.idle_ns, self.icount_now() + 1))
+
+    def interrupts_enabled(self) -> bool:
+        return bool(self.guest_eflags() & (1 << 9))
+
+    def poll_interrupts(self, pc: int) -> int | None:
+        """At an instruction boundary (``pc`` is the next instruction): deliver a pending
+        external interrupt if the guest accepts one now; returns the handler's address.
+
+        Interrupts are recognised at the first boundary at or after the timer's
+        deadline where IF is set and the previous instruction was not ``sti`` (its
+        one-instruction shadow). While one waits for IF, the engine is asked to stop
+        after every instruction (event_at = count + 1), so every engine recognises
+        it at the same instruction."""
+        self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            self._stepping_pc = None
+            self._reschedule()
+            return None
+        shadow = self._stepping_pc is not None and \
+            self.machine.fetch(self._stepping_pc, 1) == b"\xfb"  # sti
+        if not self.interrupts_enabled() or shadow:
+            self._stepping_pc = pc
+            self._schedule(self.icount_now() + 1)
+            return None
+        self._stepping_pc = None
+        vector = self.pic.acknowledge()
+        self.count("interrupts")
+        handler = None if vector is None else self.exception(
+            vector, pc, f"external interrupt {vector:#x}", external=True)
+        self._reschedule()
+        return handler
+
+    def halt(self, next_pc: int) -> int | None:
+        """``hlt`` retired (counted); with IF set, wait for the next interrupt: virtual
+        time jumps to the timer's deadline. Returns the handler to go on at, or None
+        when the run ends (IF clear, or nothing can ever interrupt the wait)."""
+        if not self.interrupts_enabled():
+            self.stop(Reason.HALT)
+            return None
+        self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            tick = self.pit.next_expiry()
+            if tick is not None and self.config.clock == "exact":
+                ns = -(-tick * 1_000_000_000 // PIT_HZ)
+                self.idle_ns += max(0, ns - self.virtual_tsc())
+                self.pit.advance(tick)
+            elif tick is not None:  # free clock: really wait
+                time.sleep(max(0.0, tick / PIT_HZ - self.virtual_tsc() / 1e9))
+                self.pit.advance(self.pit_tick())
+        if not self.pic.pending():
+            self.stop(Reason.HALT)  # waiting for an interrupt that cannot come
+            return None
+        self._stepping_pc = None
+        return self.poll_interrupts(next_pc)
 
     # --- registers and memory for handlers --------------------------------------------------
     def reg(self, name: str) -> int:
@@ -131,11 +289,60 @@ class Monitor:
     def guest_eflags(self) -> int:
         """EFLAGS as the guest sees them: the real arithmetic flags, the virtual IF and IOPL."""
         real = self.uc.reg_read(U.UC_X86_REG_EFLAGS)
+        if self.owns_cpu:
+            return real
         return (real & ~VIRTUAL_FLAGS) | self.vcpu.eflags_virtual | 2
 
     def set_guest_eflags(self, value: int) -> None:
+        if self.owns_cpu:
+            self.uc.reg_write(U.UC_X86_REG_EFLAGS, value | 2)
+            return
         self.vcpu.eflags_virtual = value & VIRTUAL_FLAGS
         self.uc.reg_write(U.UC_X86_REG_EFLAGS, (value & ~VIRTUAL_FLAGS) | 2)
+
+    # --- segments and descriptor tables ---------------------------------------------------
+    def cpl(self) -> int:
+        return (self.uc.reg_read(U.UC_X86_REG_CS) if self.owns_cpu else self.vcpu.cs) & 3
+
+    def descriptor(self, sel: int) -> int | None:
+        """The 8-byte GDT descriptor a selector names, or None (null, LDT, past the limit)."""
+        if sel & 4:
+            return None  # LDT descriptors are not looked up yet
+        _, base, limit, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
+        index = sel & ~7
+        if index == 0 or index + 7 > limit:
+            return None
+        return self.read_int(base + index, 8)
+
+    def load_cs(self, sel: int) -> None:
+        """Load CS with a selector of the current privilege level (checked by the caller).
+
+        unicorn's register write loads CS as ``mov`` loads a data segment and sets the
+        descriptor's accessed bit in the GDT; its own far transfers, ``iret`` and
+        interrupt delivery (what ``hw`` runs) leave the bit alone, so it is put back.
+        """
+        _, base, _, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
+        access = (base + (sel & ~7) + 5) & self.mask
+        before = self.uc.mem_read(access, 1) if access < self.machine.ram_size else None
+        self.uc.reg_write(U.UC_X86_REG_CS, sel)
+        if before is not None and self.uc.mem_read(access, 1) != before:
+            self.uc.mem_write(access, bytes(before))
+        if not self.owns_cpu:
+            self.vcpu.cs = sel
+
+    def tss_base(self) -> int | None:
+        """Base address of the task-state segment TR names (None with no TR loaded)."""
+        if self.owns_cpu:
+            sel, base, _, _ = self.uc.reg_read(U.UC_X86_REG_TR)
+            return base if sel else None
+        desc = self.descriptor(self.vcpu.tr)
+        if desc is None:
+            return None
+        base = ((desc >> 16) & 0xFFFFFF) | (((desc >> 56) & 0xFF) << 24)
+        if self.bits == 64:  # a 16-byte system descriptor: bits 63..32 follow
+            base |= self.read_int(self.uc.reg_read(U.UC_X86_REG_GDTR)[1]
+                                  + (self.vcpu.tr & ~7) + 8, 4) << 32
+        return base
 
     def read_mem(self, addr: int, n: int) -> bytes:
         addr &= self.mask
@@ -224,6 +431,8 @@ class Monitor:
         s = dict(self.stats)
         s.update(stats or {})
         s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
+        s["exceptions"] = dict(self.exceptions)
+        s["idle_ns"] = self.idle_ns
         s["memory"] = self.config.memory
         if self.machine.memory:
             s.update(self.machine.memory.stats())
@@ -238,6 +447,10 @@ class Monitor:
             pc=self.machine.pc, registers=registers, system=system,
             memory_sha256=hashlib.sha256(ram).hexdigest(), fault=self.fault_info, stats=s,
             ram=ram if self.config.keep_ram else None)
+
+
+def _is_timer_port(port: int) -> bool:
+    return port & ~1 in (MASTER, SLAVE) or PIT_BASE <= port < PIT_BASE + 4
 
 
 def _full64(reg32: str) -> str:

@@ -2,6 +2,8 @@
 ; RAM, so every engine faults fetching it (bt never runs code it did not translate).
 ; expect-fault
 ; expect-serial:
+; qemu: a PC has no fault for addresses outside RAM: the jump runs unassigned memory (read as
+;   zeros) until the budget ends (dbt's machine faults: nothing lies past guest RAM)
 bits 32
         mov eax, 0xf0600000
         jmp eax

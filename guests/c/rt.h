@@ -7,15 +7,15 @@
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
-static void putc_serial(char c) {
+static inline void putc_serial(char c) {
     while (!(inb(0x3fd) & 0x20)) { }
     outb(0x3f8, (uint8_t)c);
 }
-static void puts_serial(const char *s) { while (*s) putc_serial(*s++); }
-static void put_hex(uint64_t v, int digits) {
+static inline void puts_serial(const char *s) { while (*s) putc_serial(*s++); }
+static inline void put_hex(uint64_t v, int digits) {
     for (int i = digits - 1; i >= 0; i--) putc_serial("0123456789abcdef"[(v >> (4 * i)) & 15]);
 }
-static void put_dec(uint64_t v) {
+static inline void put_dec(uint64_t v) {
     char buf[24]; int n = 0;
     do { buf[n++] = (char)('0' + v % 10); v /= 10; } while (v);
     while (n) putc_serial(buf[--n]);

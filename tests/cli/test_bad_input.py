@@ -156,7 +156,7 @@ OPTION_ERRORS = {
     "--max-insns -5": Case(None, ("run", "--max-insns", "-5", str(HELLO))),
     "--max-insns 0": Case(None, ("run", "--max-insns", "0", str(HELLO))),
     "--ram 0": Case(None, ("run", "--ram", "0", str(HELLO))),
-    "--engine qemu": Case(None, ("run", "--engine", "qemu", str(HELLO))),
+    "--engine kvm": Case(None, ("run", "--engine", "kvm", str(HELLO))),
 }
 
 GOOD = {

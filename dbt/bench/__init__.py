@@ -1,0 +1,1 @@
+"""The benchmark suite of ``dbt bench``: registry (suite), timing (measure), runs (runner), output (report)."""

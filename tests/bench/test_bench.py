@@ -1,0 +1,220 @@
+"""``dbt bench``: structure of its outputs, self-checks, and bad input (never timings).
+
+The smoke test runs ``--quick`` on a few benchmarks in this process (the whole
+quick suite is the slow test). Timings are noise at these sizes: the tests check
+that every measurement, ratio, verdict and output file is there and consistent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dbt.bench import measure, suite
+from dbt.bench.suite import BENCHMARKS, Benchmark, Kind
+from dbt.cli import main
+from guests import all_guests
+
+SUBSET = ["cli_sti", "cpuid", "crc32", "pgfault"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    paths = {k: out / f"bench.{k}" for k in ("json", "csv", "png")}
+    status = main(["bench", "--quick", *SUBSET, "--arch", "x86_32", "--engines", "interp,bt,hw",
+                   "--json", str(paths["json"]),
+                   "--csv", str(paths["csv"]), "--plot", str(paths["png"])])
+    return status, paths
+
+
+def test_quick_run_succeeds_and_writes_every_output(quick_run):
+    status, paths = quick_run
+    assert status == 0
+    assert all(p.stat().st_size > 0 for p in paths.values())
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_follows_the_contract(quick_run):
+    """DESIGN §4: one object with ``results`` of {benchmark, engine, clock, mmu,
+    per_op_ns or seconds, mips, ratios, stats}."""
+    doc = json.loads(quick_run[1]["json"].read_text())
+    ok = [r for r in doc["results"] if r["status"] == "ok"]
+    engines = {"interp", "bt", "hw"}
+    assert {(r["benchmark"], r["engine"]) for r in ok} == {
+        (b, e) for b in ("cli_sti", "cpuid", "crc32") for e in engines}
+    for r in ok:
+        assert {"benchmark", "engine", "clock", "mmu", "mips", "ratios", "stats"} <= r.keys()
+        assert ("per_op_ns" in r) == (r["kind"] == "nano") != ("seconds" in r)
+        spread = r.get("per_op_ns") or r["seconds"]
+        assert spread["min"] <= spread["median"] <= spread["max"]
+        others = engines - {r["engine"]}
+        # a ratio of a cost lost in the noise (<= 0 after calibration) is left out
+        assert set(r["ratios"]) <= {f"{r['engine']}/{o}" for o in others}
+        assert r["clock"] in ("free", "exact") and r["mips"] > 0
+    bt = [r for r in ok if r["engine"] == "bt"]
+    assert all({"blocks", "translate_share", "chained_exits", "indirect_hit_rate",
+                "callouts_per_kinsn"} <= r["stats"].keys() for r in bt)
+    cpuid_bt = next(r for r in bt if r["benchmark"] == "cpuid")
+    assert cpuid_bt["stats"]["callouts_per_op"] == 1.0  # one callout per cpuid, none else
+    cpuid_hw = next(r for r in ok if (r["benchmark"], r["engine"]) == ("cpuid", "hw"))
+    assert cpuid_hw["stats"]["exits_per_op"] == 1.0
+
+
+def test_ratios_are_speedups_within_one_run(quick_run):
+    doc = json.loads(quick_run[1]["json"].read_text())
+    rows = {(r["benchmark"], r["clock"], r["engine"]): r for r in doc["results"]
+            if r["status"] == "ok"}
+    for (name, clock, engine), r in rows.items():
+        for key, value in r["ratios"].items():
+            other = rows[(name, clock, key.split("/")[1])]
+            mine, theirs = (r.get("per_op_ns") or r["seconds"]), \
+                (other.get("per_op_ns") or other["seconds"])
+            assert value == pytest.approx(theirs["median"] / mine["median"])
+        for other in ("interp", "bt", "hw"):
+            theirs = rows.get((name, clock, other))
+            if other != engine and (r.get("per_op_ns") or r["seconds"])["median"] > 0 \
+                    and (theirs.get("per_op_ns") or theirs["seconds"])["median"] > 0:
+                assert f"{engine}/{other}" in r["ratios"]
+
+
+def test_unavailable_benchmark_is_listed_with_what_it_needs(quick_run):
+    doc = json.loads(quick_run[1]["json"].read_text())
+    pf = [r for r in doc["results"] if r["benchmark"] == "pgfault"]
+    assert len(pf) == 1 and pf[0]["status"] == "unavailable"
+    assert "IDT" in pf[0]["note"] and "page tables" in pf[0]["note"]
+
+
+def test_each_nanobenchmark_gets_a_verdict_with_a_reason(quick_run):
+    doc = json.loads(quick_run[1]["json"].read_text())
+    verdicts = {(v["benchmark"], v["clock"]): v for v in doc["verdicts"]}
+    assert set(verdicts) == {(b, c) for b in ("cli_sti", "cpuid") for c in ("free", "exact")}
+    for v in verdicts.values():
+        assert v["winner"] in ("interp", "bt", "hw")
+        first, second = v["reason"].split(" vs ")
+        assert first.startswith(v["winner"] + ": ") and re.match(r"\w+: \w", second)
+        assert v["paper_winner"] is None  # neither is in the paper's Figure 4
+    assert verdicts[("cpuid", "free")]["reason"].count("per operation") >= 1
+
+
+def test_csv_has_one_row_per_measurement(quick_run):
+    with open(quick_run[1]["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    doc = json.loads(quick_run[1]["json"].read_text())
+    assert len(rows) == len(doc["results"])
+    assert {"ratio bt/hw", "stat blocks", "per_op_ns_min", "seconds_max"} <= rows[0].keys()
+
+
+# --- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, says", [
+    (["bench", "nosuchbench"], "unknown benchmark 'nosuchbench'"),
+    (["bench", "cli_sti", "--engines", "hw,warp"], "unknown engine 'warp'"),
+    (["bench", "cli_sti", "--arch", "arm"], "unknown architecture 'arm'"),
+    (["bench", "cli_sti", "--json", "/nonexistent-dir/out.json"], "does not exist"),
+    (["bench", "cli_sti", "--csv", "/"], "is a directory"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, says, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dbt: error: ") and says in err and err.count("\n") == 1
+
+
+def test_failed_self_check_exits_1_and_keeps_finished_rows(tmp_path, monkeypatch, capsys):
+    """A guest whose self-check fails must stop the suite with a one-line error, and the
+    rows measured before it must still be written."""
+    bad = tmp_path / "wrong.c"
+    bad.write_text('#include "rt.h"\nint main(void) { puts_serial("wrong\\n"); return 3; }\n')
+    (tmp_path / "rt.h").write_text((suite.C_DIR / "rt.h").read_text())
+    wrong = Benchmark("wrong", Kind.MACRO, bad, ("x86_32",), "always fails its self-check")
+    monkeypatch.setattr("dbt.bench.cli.BENCHMARKS", (suite.BY_NAME["cli_sti"], wrong))
+    monkeypatch.setitem(suite.BY_NAME, "wrong", wrong)
+    out = tmp_path / "partial.json"
+    assert main(["bench", "--quick", "--engines", "hw", "--clock", "free", "--json", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dbt: error: wrong[x86_32]") and "exit code 3" in err[-1]
+    doc = json.loads(out.read_text())
+    assert [r["benchmark"] for r in doc["results"]] == ["cli_sti"]
+    assert doc["error"] and "self-check failed" in doc["error"]
+
+
+# --- the registry ----------------------------------------------------------------------------
+def test_every_runnable_benchmark_is_in_the_differential_test():
+    """Correctness first: a benchmark never measures a guest the engines disagree on."""
+    differential = {g.path for g in all_guests()}
+    for b in BENCHMARKS:
+        if b.missing() is None:
+            assert b.guest in differential, b.name
+            if b.kind is Kind.NANO:
+                for cal in b.calibration.values():
+                    assert cal in differential
+
+
+def test_nanobenchmark_loops_have_a_patchable_count():
+    for b in BENCHMARKS:
+        if b.kind is Kind.NANO and b.guest.exists():
+            text = measure.with_iterations(b.guest.read_text(), 1234)
+            assert re.search(r"mov \w+, 1234\s*; iterations", text), b.name
+
+
+def test_patching_refuses_a_loop_without_a_count():
+    with pytest.raises(Exception, match="iterations"):
+        measure.with_iterations("nop\nhlt\n", 5)
+
+
+def test_paper_winners_only_for_the_papers_benchmarks():
+    paper = {"syscall_int80", "syscall_sysenter", "syscall_syscall", "in_lsr", "cr8wr", "cr0wr",
+             "call_ret", "pgfault", "divzero", "ptemod"}
+    assert {b.name for b in BENCHMARKS if b.paper_winner} == paper
+
+
+@pytest.mark.slow
+def test_whole_quick_suite(tmp_path):
+    out = tmp_path / "all.json"
+    assert main(["bench", "--quick", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {r["benchmark"] for r in doc["results"]} == {b.name for b in BENCHMARKS}
+
+
+def test_guest_files_referenced_exist():
+    for b in BENCHMARKS:
+        if not b.needs:
+            assert Path(b.guest).exists(), b.name
+
+
+def test_autorange_grows_cheap_loops_and_respects_caps():
+    """A loop of a nanosecond operation is run long enough to measure; a loop of a
+    millisecond operation (SMC under bt) never beyond its cap."""
+    plan = measure.Plan(nano_iterations=100, target_seconds=0.05, max_iterations=10**6,
+                        repeat=1, warmup=0)
+    assert 100 < measure.autorange(suite.BY_NAME["cli_sti"], "hw", "free", plan) <= 10**6
+    assert measure.autorange(suite.BY_NAME["smc"], "hw", "free", plan) <= 1000
+
+
+def test_a_new_engine_is_another_column_timed_by_wall_clock_less_startup(tmp_path, monkeypatch):
+    """An engine registered later (say, one that runs the guest in another process and
+    cannot time its own run loop) joins the suite as a column; its runs are timed by the
+    wall clock less its start-up, measured with the empty guest."""
+    from dbt import engines
+    from dbt.engines.hw import Hw
+
+    class Untimed(Hw):
+        name = "untimed"
+
+        def run(self):
+            r = super().run()
+            del r.stats["run_seconds"]
+            return r
+
+    monkeypatch.setitem(engines.ENGINES, "untimed", Untimed)
+    out = tmp_path / "four.json"
+    assert main(["bench", "--quick", "cpuid", "--clock", "free", "--engines",
+                 "interp,bt,hw,untimed", "--json", str(out)]) == 0
+    rows = {r["engine"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"interp", "bt", "hw", "untimed"}
+    assert rows["untimed"]["stats"]["run_seconds"] is None
+    assert "per_op_ns" in rows["untimed"]  # (its value is noise at --quick sizes)
+    assert measure.startup_seconds("untimed") > 0
