@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
                         description="Run a guest under one engine, count each executed guest "
                                     "instruction, and export the blocks as a drcov file.")
     r.add_argument("file", metavar="GUEST")
-    r.add_argument("--engine", choices=engine_names(), default="bt")
+    r.add_argument("--engine", choices=engine_names(outside=False), default="bt")
     r.add_argument("--arch", choices=["x86_32", "x86_64"])
     r.add_argument("--ram", type=_ram, default=64 << 20, metavar="MIB")
     r.add_argument("--max-insns", type=_count, default=None, metavar="N")

@@ -51,6 +51,7 @@ class Recorder:
         # guest instruction
         self._host: dict[int, tuple[int, int] | None] = {}
         self._epoch = -1
+        self._last = -1  # bt: the last host address seen starting
 
     def setup(self, mon) -> None:
         """``run_guest(..., setup=recorder.setup)``."""
@@ -78,6 +79,7 @@ class Recorder:
         self.counts[address] += 1
 
     def _host_code(self, uc, address: int, size: int, _ud) -> None:
+        self._last = address
         cache = self.engine.cache
         if cache.epoch != self._epoch:  # fragments were dropped: host addresses change meaning
             self._host.clear()
@@ -113,12 +115,16 @@ class Recorder:
                 self._host[rep] = (insn.address, 1)
         return self._host.setdefault(address, None)
 
-    def restarted(self, host: int) -> None:
-        """bt: the instruction at host address ``host`` stopped before it retired (a store
-        into a write-protected page) and will start again: take back its start."""
-        hit = self._host.get(host)
-        if hit is not None:
-            self.counts[hit[0]] -= hit[1]
+    def stopped_at(self, host: int) -> None:
+        """bt: unicorn stopped with its pc at host address ``host``, and translated code
+        goes on from there (after a store into a write-protected page, or a stop to let
+        the TLB grow). If the instruction there was the last one seen starting, it did
+        not retire and will start again: take back that start."""
+        if host == self._last:
+            hit = self._host.get(host)
+            if hit is not None:
+                self.counts[hit[0]] -= hit[1]
+            self._last = -1
 
     # --- after the run ----------------------------------------------------------------------
     def settle(self, result) -> dict[int, int]:

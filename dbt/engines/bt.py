@@ -172,6 +172,8 @@ class Bt:
             if memory and memory.flush_if_wanted() and err is None and self.next_tc is None \
                     and self.fault_vector is None and self.write_fault is None:
                 self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
+                if mon.coverage is not None:
+                    mon.coverage.stopped_at(self.next_tc)
                 continue
             if self.pending_rep is not None:
                 self._rep_to_budget()
@@ -460,7 +462,7 @@ class Bt:
         address, size = self.write_fault
         eip = mon.uc.reg_read(mon.machine.pc_reg)
         if mon.coverage is not None:  # the store did not retire: it starts again (or faults)
-            mon.coverage.restarted(eip)
+            mon.coverage.stopped_at(eip)
         if address >= mon.machine.ram_size:  # the code cache or the lookup table
             # the guest must not learn the monitor's memory exists: fault as the
             # other engines do on a store past guest RAM

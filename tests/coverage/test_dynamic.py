@@ -33,13 +33,13 @@ def runs(tmp_path_factory):
     def get(guest: Guest) -> dict:
         if guest.name not in cache:
             image = load(str(guest_file(guest, tmp_path_factory.mktemp("g"))))
-            cache[guest.name] = {e: _run(image, e) for e in engine_names()}
+            cache[guest.name] = {e: _run(image, e) for e in engine_names(outside=False)}
         return cache[guest.name]
     return get
 
 
 @pytest.mark.parametrize("guest", GUESTS, ids=str)
-@pytest.mark.parametrize("engine", engine_names())
+@pytest.mark.parametrize("engine", engine_names(outside=False))
 def test_counts_sum_to_the_run_and_agree_with_interp(guest, engine, runs):
     """What could go wrong: bt counting host code (templates, restarts of stores into
     write-protected pages, rep bookkeeping) as guest instructions; hw counting the
@@ -57,7 +57,7 @@ def test_budget_stops_inside_rep_strings(budget):
     """The budget ends mid-block and mid-rep (bt runs the rep alone in scratch code)."""
     image = load("guests/asm/strings.s")
     ref = None
-    for engine in engine_names():
+    for engine in engine_names(outside=False):
         result, counts = _run(image, engine, budget)
         assert result.reason.value == "budget"
         assert sum(counts.values()) == result.guest_instructions == budget
