@@ -135,6 +135,8 @@ class Monitor:
         """
         from dbt.monitor import interrupts
 
+        if self.coverage is not None and not (soft or external):  # it did not retire
+            self.coverage.faulted(pc)
         if from_cpu:
             if self._cpustate is None:
                 from dbt.monitor.cpustate import CpuState
