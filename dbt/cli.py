@@ -35,6 +35,19 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def at_least_one(what: str):
+    """An argparse type for a whole number >= 1; ``what`` names it in the error."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+        return n
+    return parse
+
+
 def _ram(text: str) -> int:
     try:
         mib = int(text)

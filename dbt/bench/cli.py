@@ -7,7 +7,6 @@ still written); 2 on bad input (unknown names, an unwritable output path).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rich.console import Console
@@ -23,6 +22,8 @@ ENGINE_ORDER = ("interp", "bt", "hw")
 
 
 def add_parser(sub) -> None:
+    from dbt.cli import at_least_one
+
     p = sub.add_parser(
         "bench", help="benchmark interp, bt and hw on nano- and macrobenchmarks",
         description="Run the benchmark suite (Adams & Agesen, ASPLOS 2006, on dbt's guests): "
@@ -36,7 +37,7 @@ def add_parser(sub) -> None:
                    help="architectures for the C guests (default: x86_32,x86_64)")
     p.add_argument("--clock", default="free,exact", metavar="C,C",
                    help="clocks to measure in (default: free,exact; never compared across)")
-    p.add_argument("--repeat", type=_positive, default=None, metavar="N",
+    p.add_argument("--repeat", type=at_least_one("whole number"), default=None, metavar="N",
                    help="timed runs per measurement, after one warm-up (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, one run each: checks structure and results in under a "
@@ -47,16 +48,6 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="bar chart per benchmark (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.set_defaults(handler=cmd_bench)
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return n
 
 
 def _choose(text: str, allowed: list[str] | tuple[str, ...], what: str) -> list[str]:

@@ -7,25 +7,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 DEFAULT_DB = "dbt-coverage.sqlite"
 
 
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of jobs: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return n
-
-
 def add_parser(sub) -> None:
-    from dbt.cli import _count, _ram
+    from dbt.cli import _count, _ram, at_least_one
+
+    jobs = at_least_one("number of jobs")
     from dbt.engines import engine_names
 
     p = sub.add_parser("coverage", help="instruction coverage of binaries (static) and of "
@@ -46,7 +37,7 @@ def add_parser(sub) -> None:
                                     "are recursed) and record per-binary counts.")
     s.add_argument("paths", nargs="+", metavar="PATH")
     outputs(s)
-    s.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+    s.add_argument("--jobs", type=jobs, default=None, metavar="N",
                    help="processes (default: all cores)")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster instead (needs the dask extra)")
@@ -75,7 +66,7 @@ def add_parser(sub) -> None:
                         description="Print the tables and draw the plots from a coverage "
                                     "database without rescanning.")
     outputs(t)
-    t.add_argument("--top", type=_jobs, default=40, metavar="N", help="rows per table")
+    t.add_argument("--top", type=jobs, default=40, metavar="N", help="rows per table")
     t.set_defaults(handler=cmd_report)
 
 

@@ -199,12 +199,13 @@ def parse(text: str, path: str = "<asm>") -> list[Statement]:
     return out
 
 
-def strip_comment(line: str) -> str:
-    """The line without its ``;``/``#`` comment; quotes are respected (raises _LineError)."""
+def _unquoted(text: str):
+    """(index, character) of each character of ``text`` outside string and character
+    literals (the quotes themselves left out); raises _LineError for a literal left open."""
     quote = None
     i = 0
-    while i < len(line):
-        c = line[i]
+    while i < len(text):
+        c = text[i]
         if quote:
             if c == "\\":
                 i += 1
@@ -212,13 +213,20 @@ def strip_comment(line: str) -> str:
                 quote = None
         elif c in "\"'":
             quote = c
-        elif c in ";#":
-            return line[:i]
+        else:
+            yield i, c
         i += 1
     if quote == '"':
         raise _LineError("unterminated string")
     if quote == "'":
         raise _LineError("unterminated character literal")
+
+
+def strip_comment(line: str) -> str:
+    """The line without its ``;``/``#`` comment; quotes are respected (raises _LineError)."""
+    for i, c in _unquoted(line):
+        if c in ";#":
+            return line[:i]
     return line
 
 
@@ -386,25 +394,15 @@ def _strings(args: str) -> bytes:
 
 def _split_args(args: str) -> list[str]:
     """Comma-separated items of an operand list (commas inside brackets/quotes don't split)."""
-    items, depth, start, quote = [], 0, 0, None
-    i = 0
-    while i < len(args):
-        c = args[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in "([":
+    items, depth, start = [], 0, 0
+    for i, c in _unquoted(args):
+        if c in "([":
             depth += 1
         elif c in ")]":
             depth -= 1
         elif c == "," and depth == 0:
             items.append(args[start:i].strip())
             start = i + 1
-        i += 1
     items.append(args[start:].strip())
     return items
 

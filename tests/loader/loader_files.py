@@ -22,6 +22,16 @@ class Phdr:
     type: int = PT_LOAD
 
 
+def write(tmp_path: Path, name: str, data: bytes | str) -> str:
+    """Write a test file (text or bytes) and return its path as a string."""
+    p = tmp_path / name
+    if isinstance(data, str):
+        p.write_text(data)
+    else:
+        p.write_bytes(data)
+    return str(p)
+
+
 def make_elf(bits: int = 32, phdrs: list[Phdr] | None = None, entry: int = 0x100000,
              machine: int | None = None, etype: int = ET_EXEC) -> bytes:
     """A minimal ELF: header, program headers, then each segment's bytes (no sections)."""

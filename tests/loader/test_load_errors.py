@@ -15,16 +15,7 @@ from hypothesis import strategies as st
 from dbt.errors import AssembleError, LoadError
 from dbt.loader import Arch, load
 from loader_files import (ARM64, EM_ARM, EM_RISCV, EM_X86_64, ET_DYN, ET_REL, PT_NOTE, Phdr,
-                          Section, make_elf, make_pe)
-
-
-def write(tmp_path: Path, name: str, data: bytes | str) -> str:
-    p = tmp_path / name
-    if isinstance(data, str):
-        p.write_text(data)
-    else:
-        p.write_bytes(data)
-    return str(p)
+                          Section, make_elf, make_pe, write)
 
 
 def refused(path: str, *args, capfd=None, **kwargs) -> str:

@@ -9,18 +9,9 @@ import pytest
 
 from dbt.loader import DEFAULT_LOAD_ADDRESS, DEFAULT_RAM_SIZE, Arch, Image, Segment, load
 from loader_files import (PT_LOAD, PT_NOTE, Phdr, Section, make_elf, make_pe,
-                          program_headers)
+                          program_headers, write)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write(tmp_path: Path, name: str, data: bytes | str) -> str:
-    p = tmp_path / name
-    if isinstance(data, str):
-        p.write_text(data)
-    else:
-        p.write_bytes(data)
-    return str(p)
 
 
 def test_types():
