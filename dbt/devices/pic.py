@@ -85,7 +85,6 @@ class PicPair:
 
     def __init__(self) -> None:
         self.master, self.slave = Pic8259(), Pic8259()
-        self.changed = False  # set on every access: the monitor re-checks for interrupts
 
     def raise_irq(self, irq: int) -> None:
         if irq >= 8:
@@ -134,7 +133,6 @@ class PicPair:
         return chip.imr if port & 1 else chip.read_command()
 
     def io_write(self, port: int, size: int, value: int) -> None:
-        self.changed = True
         chip = self._chip(port)
         if port & 1:
             chip.write_data(value & 0xFF)

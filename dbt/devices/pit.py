@@ -49,7 +49,6 @@ class Pit8254:
         self.channels = [Channel(), Channel(), Channel()]
         self.raise_irq0 = raise_irq0
         self.tick = 0  # virtual time, in PIT input-clock ticks
-        self.changed = False
 
     # --- time -----------------------------------------------------------------------------
     def advance(self, tick: int) -> None:
@@ -89,7 +88,6 @@ class Pit8254:
 
     def io_write(self, port: int, size: int, value: int) -> None:
         value &= 0xFF
-        self.changed = True
         if port == PIT_BASE + 3:
             self._control(value)
             return

@@ -277,12 +277,9 @@ class Bt:
         mon = self.mon
         if mon.event_at is not None and icount >= mon.event_at and icount < mon.config.max_insns:
             mon.icount = icount
-            self._sync_in()
-            handler = mon.poll_interrupts(frag.guest_pc)
+            handler = self._deliver(lambda: mon.poll_interrupts(frag.guest_pc))
             if mon.stopped:
                 return None
-            self._sync_out()
-            self._set_count(icount)
             if handler is not None:
                 return self._enter(handler)
         left = self._limit() - icount
@@ -326,11 +323,8 @@ class Bt:
         if machine.pc == at:  # the budget ran out in the middle of the rep
             mon.icount = icount + left
             if mon.icount < mon.config.max_insns:  # an interrupt check is due, mid-rep
-                self._sync_in()
-                handler = mon.poll_interrupts(insn.address)
+                handler = self._deliver(lambda: mon.poll_interrupts(insn.address))
                 if not mon.stopped:
-                    self._sync_out()
-                    self._set_count(mon.icount)
                     self.next_tc = self._enter(insn.address if handler is None else handler)
                 return
             machine.pc = insn.address
@@ -445,16 +439,23 @@ class Bt:
                sync: bool = True) -> int | None:
         """Deliver a guest exception (mon.icount already counts up to it); returns where
         translated code goes on (None: the run ended)."""
-        mon = self.mon
+        handler = self._deliver(lambda: self.mon.exception(
+            vector, pc, detail, error_code, address, soft=soft, from_cpu=from_cpu), sync)
+        return None if handler is None else self._enter(handler)
+
+    def _deliver(self, call, sync: bool = True) -> int | None:
+        """Run a monitor call that may deliver an exception or interrupt to the guest
+        (mon.icount already counts up to it): the virtual flags are synced around it
+        and the count restarted. Returns the handler's guest address it chose (None:
+        none, or the run ended)."""
         if sync:
             self._sync_in()
-        handler = mon.exception(vector, pc, detail, error_code, address, soft=soft,
-                                from_cpu=from_cpu)
-        if handler is None:
+        handler = call()
+        if self.mon.stopped:
             return None
         self._sync_out()
-        self._set_count(mon.icount)
-        return self._enter(handler)
+        self._set_count(self.mon.icount)
+        return handler
 
     def _self_modifying_write(self) -> None:
         """A guest store hit a write-protected page: guest code, or data beside it."""

@@ -91,23 +91,18 @@ class FaultWatch:
             if address is not None:
                 detail = (fetch_fault_detail(mon.bits, address) if address == self.vector_pc
                           else f"page fault at address {address:#x}")
-            self._go(mon.exception(self.vector, self.vector_pc, detail, address=address,
+            mon.resume_at(mon.exception(self.vector, self.vector_pc, detail, address=address,
                                    soft=self.is_trap(), from_cpu=True))
             return
         vector, what = UC_ERRORS.get(err.errno if err else -1, (13, f"unicorn error: {err}"))
         if vector == 6:
-            self._go(mon.exception(6, pc, invalid_detail(mon, pc), from_cpu=True))
+            mon.resume_at(mon.exception(6, pc, invalid_detail(mon, pc), from_cpu=True))
             return
         if self.bad_address is not None:
             what = f"{what} at {self.bad_address:#x}"
         if self.fetch_fault or (err is not None and err.errno == C.UC_ERR_FETCH_UNMAPPED):
             pc = mon.machine.pc  # a fetch fault is reported at the address fetched
         mon.fault(vector, pc, what, address=self.bad_address)  # outside guest RAM: a bus error
-
-
-    def _go(self, handler: int | None) -> None:
-        if handler is not None:
-            self.mon.machine.pc = handler
 
 
 def invalid_detail(mon: Monitor, pc: int) -> str:

@@ -59,9 +59,7 @@ class Hw:
                 mon.stop(Reason.BUDGET)
                 break
             if mon.event_at is not None and mon.icount >= mon.event_at:
-                handler = mon.poll_interrupts(machine.pc)
-                if handler is not None:
-                    machine.pc = handler
+                mon.resume_at(mon.poll_interrupts(machine.pc))
                 if mon.stopped:
                     break
             pc = machine.pc
@@ -96,9 +94,7 @@ class Hw:
             elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
-                handler = mon.halt(machine.pc)
-                if handler is not None:
-                    machine.pc = handler
+                mon.resume_at(mon.halt(machine.pc))
             elif dog is not None and dog.fired:
                 mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
             else:

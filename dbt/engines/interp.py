@@ -48,7 +48,7 @@ class Interp:
                 mon.stop(Reason.BUDGET)
                 break
             if mon.event_at is not None and mon.icount >= mon.event_at:
-                self._go(mon.poll_interrupts(machine.pc))
+                mon.resume_at(mon.poll_interrupts(machine.pc))
                 if mon.stopped:
                     break
             pc = machine.pc
@@ -98,15 +98,11 @@ class Interp:
         except GuestException as e:
             if e.trap:
                 mon.icount += 1
-            self._go(mon.exception(e.vector, insn.next if e.trap else pc, e.detail,
+            mon.resume_at(mon.exception(e.vector, insn.next if e.trap else pc, e.detail,
                                    e.error_code, e.address, soft=e.trap))
             return
         mon.icount += 1
         mon.machine.pc = insn.next if next_pc is None else next_pc
-
-    def _go(self, handler: int | None) -> None:
-        if handler is not None:
-            self.mon.machine.pc = handler
 
     def _undecodable(self, pc: int, window: bytes) -> None:
         if window and runs_past_end(self.mon.decoder, pc, window):
@@ -114,4 +110,4 @@ class Interp:
         elif not window:
             self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)
         else:
-            self._go(self.mon.exception(6, pc, invalid_detail(self.mon, pc)))
+            self.mon.resume_at(self.mon.exception(6, pc, invalid_detail(self.mon, pc)))

@@ -172,6 +172,12 @@ class Monitor:
         self._loop_pc = handler
         return handler
 
+    def resume_at(self, handler: int | None) -> None:
+        """Set the pc to a handler that exception() or poll_interrupts() returned (outside
+        emu_start only: a hook must never write the pc)."""
+        if handler is not None:
+            self.machine.pc = handler
+
     def guest_paging(self) -> bool:
         """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
         if self.bits == 64:
@@ -184,13 +190,13 @@ class Monitor:
     # --- exits shared by every engine -----------------------------------------------------
     def io_in(self, port: int, size: int) -> int:
         self.count("io_in")
-        if _is_timer_port(port):
+        if port in TIMER_PORTS:
             self.pit.advance(self.pit_tick())
         return self.bus.read(port, size)
 
     def io_out(self, port: int, size: int, value: int) -> None:
         self.count("io_out")
-        timer = _is_timer_port(port)
+        timer = port in TIMER_PORTS
         if timer:
             self.pit.advance(self.pit_tick())
         self.bus.write(port, size, value)
@@ -220,8 +226,7 @@ class Monitor:
         if tick is None or self.config.clock == "free":
             self._schedule(None)
             return
-        ns = -(-tick * 1_000_000_000 // PIT_HZ)
-        self._schedule(max(ns - self.idle_ns, self.icount_now() + 1))
+        self._schedule(max(_tick_ns(tick) - self.idle_ns, self.icount_now() + 1))
 
     def interrupts_enabled(self) -> bool:
         return bool(self.guest_eflags() & (1 << 9))
@@ -265,8 +270,7 @@ class Monitor:
         if not self.pic.pending():
             tick = self.pit.next_expiry()
             if tick is not None and self.config.clock == "exact":
-                ns = -(-tick * 1_000_000_000 // PIT_HZ)
-                self.idle_ns += max(0, ns - self.virtual_tsc())
+                self.idle_ns += max(0, _tick_ns(tick) - self.virtual_tsc())
                 self.pit.advance(tick)
             elif tick is not None:  # free clock: really wait
                 time.sleep(max(0.0, tick / PIT_HZ - self.virtual_tsc() / 1e9))
@@ -451,8 +455,13 @@ class Monitor:
             ram=ram if self.config.keep_ram else None)
 
 
-def _is_timer_port(port: int) -> bool:
-    return port & ~1 in (MASTER, SLAVE) or PIT_BASE <= port < PIT_BASE + 4
+#: ports whose accesses depend on, or change, when the next interrupt comes
+TIMER_PORTS = frozenset((MASTER, MASTER + 1, SLAVE, SLAVE + 1, *range(PIT_BASE, PIT_BASE + 4)))
+
+
+def _tick_ns(tick: int) -> int:
+    """The first virtual ns at which PIT tick ``tick`` has been reached."""
+    return -(-tick * 1_000_000_000 // PIT_HZ)
 
 
 def _full64(reg32: str) -> str:
