@@ -36,6 +36,8 @@ class Hw:
     owns_cpu = True  # see Monitor.owns_cpu
     monitor = True
     reports = REPORTS
+    mmus = ("nested", "shadow")
+    mmu_note = ""
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -78,6 +80,7 @@ class Hw:
             except UcError as e:
                 err = e
             self.running = False
+            watch.collect(err)
             hooks_fired = machine.executed_count() if exact else 0
             if err is not None or watch.vector is not None:
                 self._exit("exception")
@@ -91,7 +94,7 @@ class Hw:
                 mon.icount += step
                 if step == remaining:
                     mon.stop(Reason.BUDGET)
-            elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
+            elif mon.peek(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
                 mon.resume_at(mon.halt(machine.pc))

@@ -31,7 +31,7 @@ import struct
 
 from unicorn import x86_const as U
 
-from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
 
 DF, NP, GP, PF = 8, 11, 13, 14
 #: faults that combine into #DF (SDM Vol. 3A Table 6-4): #DE #TS #NP #SS #GP
@@ -78,6 +78,8 @@ def deliver(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
     for _ in range(4):  # #X -> #DF -> triple fault, at most
         try:
             return _deliver_once(mon, vector, saved_pc, error_code, soft, external)
+        except BusError as e:
+            raise NotEmulated(f"delivering vector {vector:#x}: {e.detail}") from None
         except GuestException as e:  # a fault while delivering
             nxt = combine(vector, e.vector)
             if nxt is None:
@@ -131,8 +133,8 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
     data = b"".join(struct.pack("<Q" if long_mode else "<I", v & mon.mask) for v in reversed(frame))
     sp = (sp - len(frame) * word) & mon.mask
     try:
-        mon.write_mem(sp, data)
-    except GuestException as e:  # the stack is not usable
+        mon.write_mem(sp, data, system=True)
+    except BusError as e:  # no memory behind the stack (a page fault goes on as it is)
         raise GuestException(12, f"pushing the exception frame at {sp:#x}: {e.detail}",
                              error_code=0) from None
     mon.uc.reg_write(sp_reg, sp)
@@ -145,8 +147,8 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
 
 def _read(mon: Monitor, addr: int, n: int, error_code: int) -> bytes:
     try:
-        return mon.read_mem(addr, n)
-    except GuestException:
+        return mon.read_mem(addr, n, system=True)
+    except BusError:
         raise GuestException(GP, f"IDT entry at {addr:#x} is outside guest memory",
                              error_code=error_code) from None
 
@@ -178,4 +180,4 @@ def _ist_stack(mon: Monitor, ist: int) -> int:
     base = mon.tss_base()
     if base is None:
         raise GuestException(10, "IST stack with no task register loaded", error_code=0)
-    return mon.read_int(base + 0x24 + 8 * (ist - 1), 8)
+    return mon.read_int(base + 0x24 + 8 * (ist - 1), 8, system=True)
