@@ -3,6 +3,7 @@
    pages on demand and checks CR2 and the error code; the guest checks accessed and
    dirty bits, CR0.WP, remapping a live page with invlpg, switching CR3, and code
    run from a page that is remapped under it.
+   mmu: both
    expect-serial: paging demand ad wp remap cr3 code large nx ok\n */
 #include "kernel.h"
 
@@ -14,11 +15,17 @@
 #define PS 0x80u
 #define V_BASE 0x40000000ul   /* the demand-paged region */
 
-#ifdef __x86_64__
+#if defined(__x86_64__) || defined(PAE)
+#define WIDE 1  /* 8-byte entries, 512 to a table */
 typedef volatile uint64_t pte_t;
 #define ENTRIES 512
+#ifdef __x86_64__
 static pte_t pml4[512] __attribute__((aligned(4096)));
 static pte_t pml4_b[512] __attribute__((aligned(4096)));
+#define ROOT_ENTRY (P | RW)
+#else
+#define ROOT_ENTRY P  /* PAE's four PDPTEs have no R/W or U/S bits */
+#endif
 static pte_t pdpt[512] __attribute__((aligned(4096)));
 static pte_t pdpt_b[512] __attribute__((aligned(4096)));
 static pte_t pd_low[512] __attribute__((aligned(4096)));
@@ -71,19 +78,37 @@ ISR static void on_pf(struct frame *f, uword code) {
     (void)f;
 }
 
-static void enable_paging(void) {
 #ifdef __x86_64__
-    for (unsigned i = 0; i < 32; i++) pd_low[i] = ((pte_t)i << 21) | P | RW | PS;  /* 0..64 MiB */
+#define ROOT pml4
+#define ROOT_B pml4_b
+#elif defined(PAE)
+#define ROOT pdpt
+#define ROOT_B pdpt_b
+#else
+#define ROOT pd
+#define ROOT_B pd_b
+#endif
+
+static void enable_paging(void) {
+#ifdef WIDE
+    for (unsigned i = 0; i < 32; i++)
+        pd_low[i] = ((uint64_t)i << 21) | P | RW | PS;  /* 0..64 MiB in 2 MiB pages */
     pd_demand[0] = (uword)pt_demand | P | RW;
-    pdpt[0] = (uword)pd_low | P | RW;
-    pdpt[1] = (uword)pd_demand | P | RW;
-    pml4[0] = (uword)pdpt | P | RW;
+    pdpt[0] = (uword)pd_low | ROOT_ENTRY;
+    pdpt[1] = (uword)pd_demand | ROOT_ENTRY;
     /* a second address space: the same, but its demand region has its own table */
     pd_demand_b[0] = (uword)pt_demand_b | P | RW;
-    pdpt_b[0] = (uword)pd_low | P | RW;
-    pdpt_b[1] = (uword)pd_demand_b | P | RW;
+    pdpt_b[0] = (uword)pd_low | ROOT_ENTRY;
+    pdpt_b[1] = (uword)pd_demand_b | ROOT_ENTRY;
+#ifdef __x86_64__
+    pml4[0] = (uword)pdpt | P | RW;
     pml4_b[0] = (uword)pdpt_b | P | RW;
-    write_cr3((uword)pml4);
+#else
+    uword cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x20u) : "memory");  /* PAE */
+#endif
+    write_cr3((uword)ROOT);
 #else
     for (unsigned i = 0; i < 1024; i++) {
         pt_low[i] = (i * PAGE) | P | RW;                   /* 0..4 MiB: the kernel */
@@ -164,11 +189,7 @@ int main(void) {
     /* a second address space maps the same address elsewhere */
     pt_demand_b[8] = f1 | P | RW;
     uword cr3 = read_cr3();
-#ifdef __x86_64__
-    write_cr3((uword)pml4_b);
-#else
-    write_cr3((uword)pd_b);
-#endif
+    write_cr3((uword)ROOT_B);
     check(*(volatile uint32_t *)va == 0x11, "the other address space");
     write_cr3(cr3);
     check(*(volatile uint32_t *)va == 0x23, "back in the first");
@@ -188,13 +209,7 @@ int main(void) {
     *pte_of(vc) = c2 | P | RW;
     invlpg(vc);
     check(fn() == 2, "code in the page after remapping");
-    write_cr3((uword)(
-#ifdef __x86_64__
-        pml4_b
-#else
-        pd_b
-#endif
-        ));
+    write_cr3((uword)ROOT_B);
     pt_demand_b[12] = c1 | P | RW;
     check(fn() == 1, "code in the other address space");
     write_cr3(cr3);
@@ -202,7 +217,7 @@ int main(void) {
     puts_serial("code ");
 
     /* a large page */
-#ifdef __x86_64__
+#ifdef WIDE
     pd_demand[1] = 0 | P | RW | PS;   /* V_BASE + 2 MiB -> 0, a 2 MiB page */
     marker = 0x5151;
     check(*(volatile uint32_t *)(V_BASE + (2ul << 20) + (uword)&marker) == 0x5151,
