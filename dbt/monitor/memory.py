@@ -180,7 +180,7 @@ class GuestMemory:
         """Fill statistics; under ``nested`` the fills of unicorn's own walker are not seen."""
         return {"tlb_fills": self.fills, "code_pages": len(self.code_pages),
                 "data_pages_filled": max(0, self.fills - len(self.code_pages)),
-                "tlb_resize_flushes": self.resizes, "mmu": self.mmu,
+                "tlb_resize_flushes": self.resizes,
                 "shadow_fills": self.shadow_fills, "shadow_flushes": self.shadow_flushes,
                 "page_faults_from_fills": self.page_faults,
                 "nested_walker": self.nested_walker}

@@ -578,6 +578,8 @@ class Monitor:
         s.update(stats or {})
         s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
         s["exceptions"] = dict(self.exceptions)
+        s["page_faults"] = self.exceptions.get("#PF", 0)
+        s["mmu"] = self.mmu
         s["idle_ns"] = self.idle_ns
         s["memory"] = self.config.memory
         if self.machine.memory:
