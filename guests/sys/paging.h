@@ -1,5 +1,5 @@
-/* Page tables for dbt's paging guests: 0..64 MiB mapped 1:1 (the kernel, its data and
-   its stack), a demand-paged region at V_BASE with one page table, a second address
+/* Page tables for dbt's paging guests: 0..64 MiB mapped 1:1 (32-bit: the kernel's 4 MiB
+   and the 4 MiB that hold the stack at the top of RAM), a demand-paged region at V_BASE with one page table, a second address
    space that differs only there, and a pool of free frames. 32-bit paging, PAE
    (define PAE before including) or 4-level paging in 64-bit mode. */
 #ifndef DBT_PAGING_H
@@ -83,15 +83,18 @@ static void enable_paging(void) {
 #endif
     write_cr3((uword)ROOT);
 #else
+    uword sp;
+    __asm__ volatile("mov %%esp, %0" : "=r"(sp));
+    uword stack = (sp - 1) >> 22;  /* the 4 MiB the stack is in (the top of RAM) */
     for (unsigned i = 0; i < 1024; i++) {
         pt_low[i] = (i * PAGE) | P | RW;                   /* 0..4 MiB: the kernel */
-        pt_stack[i] = (0x3C00000u + i * PAGE) | P | RW;    /* 60..64 MiB: the stack */
+        pt_stack[i] = ((stack << 22) + i * PAGE) | P | RW;
     }
     pd[0] = (uword)pt_low | P | RW;
-    pd[15] = (uword)pt_stack | P | RW;
+    pd[stack] = (uword)pt_stack | P | RW;
     pd[V_BASE >> 22] = (uword)pt_demand | P | RW;
     pd_b[0] = pd[0];
-    pd_b[15] = pd[15];
+    pd_b[stack] = pd[stack];
     pd_b[V_BASE >> 22] = (uword)pt_demand_b | P | RW;
     write_cr3((uword)pd);
 #endif
