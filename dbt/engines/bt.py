@@ -33,6 +33,7 @@ from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
 from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
+from dbt.monitor.privilege import popf_mask
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
@@ -68,6 +69,7 @@ class Bt:
         self.misses = 0
         self.translate_seconds = 0.0
         self._vflags = 0  # virtual IF/IOPL as last read from the vCPU area
+        self._vmask = popf_mask(0, 0)  # what the vmask slot holds (see Translator._inline)
         self.base = 0  # instructions counted before the current chunk
         self.chunk = 0
         self.extra = 0  # instructions the monitor counted itself (rep callout iterations)
@@ -95,6 +97,7 @@ class Bt:
         mon.on_guest_write = self._guest_written
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
+        self._write_slot("vmask", self._vmask)
         self._write_slot("hits", 0)
         self._set_count(0)
         self.rep_scratch = None  # (host address, insn) of the rep _rep_to_budget runs alone
@@ -139,10 +142,15 @@ class Bt:
         return rem
 
     def _sync_out(self) -> None:
-        v = self.mon.vcpu.eflags_virtual
+        vcpu = self.mon.vcpu
+        v = vcpu.eflags_virtual
         if v != self._vflags:
             self.mon.uc.mem_write(self.layout.slot_phys("vif"),
                                   struct.pack("<qq", v & 0x200, v & 0x3000))
+        mask = popf_mask(vcpu.cpl, vcpu.iopl)
+        if mask != self._vmask:  # the CPL or (outside ring 0) IOPL changed
+            self._vmask = mask
+            self._write_slot("vmask", mask)
 
     # --- the run loop -----------------------------------------------------------------------
     def run(self) -> RunResult:

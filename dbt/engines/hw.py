@@ -3,7 +3,10 @@
 The guest owns the unicorn CPU and runs unmodified, its privileged state
 included. The monitor sees only exits: port I/O and CPUID (instruction hooks),
 ``hlt`` (emu_start returns), exceptions (the interrupt hook), accesses outside
-guest RAM. There is never a per-instruction hook of dbt's own.
+guest RAM, and ``syscall``/``sysenter``, which unicorn 2.1.4 does not run
+itself (its helpers only call instruction hooks): the hook stops the run and the
+monitor performs them (:mod:`dbt.monitor.fastcalls`). There is never a
+per-instruction hook of dbt's own.
 
 Counting (DESIGN §3): in the ``exact`` clock, ``emu_start(count=budget)`` makes
 unicorn count instructions in C; the monitor reads that counter after each
@@ -22,7 +25,7 @@ from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
 from dbt.monitor import handlers
 from dbt.monitor.exits import Reason, RunResult
-from dbt.monitor.monitor import Monitor
+from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.vcpu import VCpu
 from dbt.monitor.watchdog import Watchdog
 
@@ -43,10 +46,13 @@ class Hw:
         self.exits: dict[str, int] = {}
         self.stop_count: int | None = None  # unicorn's count when an out hook stopped it
         self.running = False  # inside emu_start
+        self.fastcall: int | None = None  # address of a syscall/sysenter the hook stopped at
         uc = mon.uc
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
         uc.hook_add(C.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, U.UC_X86_INS_CPUID)
+        for insn in (U.UC_X86_INS_SYSCALL, U.UC_X86_INS_SYSENTER):
+            uc.hook_add(C.UC_HOOK_INSN, self._on_fastcall, None, 1, 0, insn)
         if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
             mon.coverage.attach(self)
 
@@ -66,6 +72,7 @@ class Hw:
             watch.reset()
             err = None
             self.stop_count = None
+            self.fastcall = None
             # exact: run in slices, so the monitor regains control now and then (to let
             # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block;
             # and stop exactly where the next interrupt is due
@@ -85,8 +92,10 @@ class Hw:
                                              or watch.bad_address is not None) else hooks_fired
                 mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
                 watch.report(machine.pc, err)
-            elif self.stop_count is not None:  # an out ended the run or rearmed the timer
+            elif self.stop_count is not None:  # an out or a fast system call stopped it
                 mon.icount += self.stop_count
+                if self.fastcall is not None:
+                    self._fastcall(self.fastcall)
             elif exact and hooks_fired > step:
                 mon.icount += step
                 if step == remaining:
@@ -126,6 +135,23 @@ class Hw:
         self._exit("cpuid")
         handlers.cpuid(self.mon, None)
         return True  # skip unicorn's own CPUID
+
+    def _on_fastcall(self, uc, _ud) -> None:
+        # unicorn has put the pc back at the instruction; it steps over it after this
+        self._exit("fastcall")
+        self.fastcall = uc.reg_read(self.mon.machine.pc_reg)
+        self.stop_count = self.mon.machine.executed_count() if self.exact else 0
+        uc.emu_stop()
+
+    def _fastcall(self, pc: int) -> None:
+        """Perform the syscall/sysenter at ``pc`` (counted as retired) on the guest's CPU."""
+        mon = self.mon
+        insn = mon.decoder.decode(pc, mon.machine.fetch(pc, 16), detail=True)
+        try:
+            mon.machine.pc = handlers.handler_for(insn)(mon, insn)
+        except GuestException as e:  # a fault: it did not retire
+            mon.icount -= 1
+            mon.resume_at(mon.exception(e.vector, pc, e.detail, e.error_code, e.address))
 
     def run(self) -> RunResult:
         mon = self.mon
