@@ -385,9 +385,9 @@ class Bt:
         target = insn.next if next_pc is None else next_pc
         if target == insn.next and self.cache.epoch == epoch:
             return site.resume
-        if self.cache.epoch != epoch:  # the handler wrote over translated code
-            return self._enter_fresh(target, before + 1)
-        return self._enter(target)
+        # the handler wrote over translated code, or went elsewhere (the prologue
+        # counted the rest of the block, should the callout not have ended it)
+        return self._enter_fresh(target, before + 1)
 
     def _enter_fresh(self, pc: int, icount: int) -> int:
         """Go on at ``pc`` with the count restarted (the current fragment may be stale)."""

@@ -8,6 +8,15 @@ itself (its helpers only call instruction hooks): the hook stops the run and the
 monitor performs them (:mod:`dbt.monitor.fastcalls`). There is never a
 per-instruction hook of dbt's own.
 
+Port I/O at CPL > IOPL: unicorn 2.1.4 checks neither IOPL nor the TSS's I/O
+permission bit map, so the I/O hooks do (:func:`dbt.monitor.privilege.check_io`).
+A denied access stops the run; the monitor puts back the CPU state saved in the
+hook (and the bytes an ``ins`` stored) and delivers #GP(0) at the instruction.
+Known gap: in the free clock unicorn stops only at the end of the translation
+block, so the block's later instructions have run by then; their register
+effects are undone with the rest, their stores to memory are not (their port
+I/O is dropped).
+
 Counting (DESIGN §3): in the ``exact`` clock, ``emu_start(count=budget)`` makes
 unicorn count instructions in C; the monitor reads that counter after each
 exit. In the ``free`` clock nothing is counted and the budget becomes a time
@@ -23,7 +32,7 @@ from unicorn import x86_const as U
 
 from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
-from dbt.monitor import handlers
+from dbt.monitor import handlers, privilege
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.vcpu import VCpu
@@ -47,6 +56,7 @@ class Hw:
         self.stop_count: int | None = None  # unicorn's count when an out hook stopped it
         self.running = False  # inside emu_start
         self.fastcall: int | None = None  # address of a syscall/sysenter the hook stopped at
+        self.denied = None  # (pc, why, CPU context, (address, bytes) an ins stored over)
         uc = mon.uc
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
@@ -72,7 +82,7 @@ class Hw:
             watch.reset()
             err = None
             self.stop_count = None
-            self.fastcall = None
+            self.fastcall = self.denied = None
             # exact: run in slices, so the monitor regains control now and then (to let
             # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block;
             # and stop exactly where the next interrupt is due
@@ -96,6 +106,8 @@ class Hw:
                 mon.icount += self.stop_count
                 if self.fastcall is not None:
                     self._fastcall(self.fastcall)
+                elif self.denied is not None:
+                    self._deny_io()
             elif exact and hooks_fired > step:
                 mon.icount += step
                 if step == remaining:
@@ -118,10 +130,48 @@ class Hw:
 
     def _on_in(self, uc, port: int, size: int, _ud) -> int:
         self._exit("io")
+        if self._io_denied(uc, port, size, "in"):
+            return 0
         return self.mon.io_in(port, size)
+
+    def _io_denied(self, uc, port: int, size: int, what: str) -> bool:
+        """Check the guest's I/O permission in an I/O hook (unicorn's pc is at the
+        instruction); on a denial, save what is needed to undo it and stop."""
+        mon = self.mon
+        if self.denied is not None:
+            return True  # (free clock: the rest of the block runs on, its I/O dropped)
+        if mon.cpl() <= privilege.iopl(mon):
+            return False
+        try:
+            privilege.check_io(mon, port, size, what)
+            return False
+        except GuestException as e:
+            pc = uc.reg_read(mon.machine.pc_reg)
+            stored = None
+            code = mon.machine.fetch(pc, 16).lstrip(bytes(range(0x40, 0x50)) + b"\x66\x67\xf2\xf3")
+            if code[:1] in (b"\x6c", b"\x6d"):  # ins stores the value it reads at [rdi]
+                rdi = mon.reg("rdi" if mon.bits == 64 else "edi")
+                stored = (rdi, mon.machine.fetch(rdi, size))
+            self.denied = (pc, e.detail, uc.context_save(), stored)
+        self.stop_count = mon.machine.executed_count() if self.exact else 0
+        uc.emu_stop()
+        return True
+
+    def _deny_io(self) -> None:
+        """Undo the port access the hook refused and raise #GP(0) at it (not retired)."""
+        mon = self.mon
+        pc, detail, context, stored = self.denied
+        mon.uc.context_restore(context)
+        if stored is not None:
+            mon.uc.mem_write(*stored)
+        if self.exact:
+            mon.icount -= 1
+        mon.resume_at(mon.exception(13, pc, detail, error_code=0))
 
     def _on_out(self, uc, port: int, size: int, value: int, _ud) -> None:
         self._exit("io")
+        if self._io_denied(uc, port, size, "out"):
+            return
         mon = self.mon
         event = mon.event_at
         mon.io_out(port, size, value)

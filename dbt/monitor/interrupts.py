@@ -83,6 +83,9 @@ def deliver(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
         try:
             return _deliver_once(mon, vector, saved_pc, error_code, soft, external)
         except GuestException as e:  # a fault while delivering
+            if soft:  # the int instruction faults (a gate it may not use ...): not retired
+                saved_pc = soft_int_start(mon.machine.fetch, saved_pc, vector)
+                mon.icount -= 1
             nxt = combine(vector, e.vector)
             if nxt is None:
                 raise TripleFault(f"{e.detail} while delivering a double fault") from None
