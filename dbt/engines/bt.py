@@ -33,8 +33,8 @@ from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
 from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
-from dbt.monitor.privilege import popf_mask
 from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
 from dbt.translator.fragment import Fragment, Site, SiteKind

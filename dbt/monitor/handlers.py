@@ -546,4 +546,4 @@ def handler_for(insn: Insn) -> Handler:
     return HANDLERS.get(insn.name, unsupported)
 
 
-from dbt.monitor import fastcalls  # noqa: E402,F401  (registers its handlers)
+from dbt.monitor import fastcalls  # noqa: F401  (registers its handlers)
