@@ -9,7 +9,9 @@ VT-x event injection (SDM Vol. 3A §6.12 "Exception and interrupt handling",
    16-byte gates in long mode); a vector past the IDT limit, a gate of the
    wrong type or a bad code-segment selector raises #GP with the IDT error code
    ``vector*8 + 2 + EXT``; a non-present gate raises #NP with that code; a
-   software ``int n`` through a gate whose DPL is below the CPL raises #GP;
+   software ``int n`` through a gate whose DPL is below the CPL raises #GP (any
+   fault while delivering an ``int n`` is a fault of that instruction: it does
+   not retire, and the pc saved is its own);
 2. from an outer ring to a more privileged handler (CPL 3 to ring 0), switch
    to that ring's stack from the TSS (§6.12.1): SS:ESP from the 32-bit TSS
    (#TS for a selector that cannot be that stack, #SS for one not present),
