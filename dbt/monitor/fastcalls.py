@@ -55,9 +55,9 @@ def sysenter(mon: Monitor, insn: Insn):
     cs = _msr(mon, SYSENTER_CS) & 0xFFFC
     if cs == 0:
         raise GuestException(_GP, "sysenter with IA32_SYSENTER_CS null", error_code=0)
+    privilege.enter(mon, cs, cs + 8)  # (first: it may fail)
     flags = mon.guest_eflags()
     mon.set_guest_eflags(flags & ~(privilege.FLAG_VM | privilege.FLAG_IF | privilege.FLAG_RF))
-    privilege.enter(mon, cs, cs + 8)
     mon.uc.reg_write(mon.machine.sp_reg, _msr(mon, SYSENTER_ESP) & mon.mask)
     return _msr(mon, SYSENTER_EIP) & mon.mask
 
@@ -89,13 +89,12 @@ def _check_syscall(mon: Monitor, what: str) -> None:
 @handles("syscall")
 def syscall(mon: Monitor, insn: Insn):
     _check_syscall(mon, "syscall")
+    cs = (_msr(mon, STAR) >> 32) & 0xFFFC
+    privilege.enter(mon, cs, cs + 8)  # (first: it may fail)
     flags = mon.guest_eflags()
-    star = _msr(mon, STAR)
     mon.set_reg("rcx", insn.next)
     mon.set_reg("r11", flags)
     mon.set_guest_eflags(flags & ~_msr(mon, FMASK) & 0xFFFFFFFF)
-    cs = (star >> 32) & 0xFFFC
-    privilege.enter(mon, cs, cs + 8)
     return _msr(mon, LSTAR)
 
 
@@ -110,8 +109,8 @@ def sysret(mon: Monitor, insn: Insn):
         raise GuestException(_GP, f"sysret to the non-canonical address {ip:#x}", error_code=0)
     base = (_msr(mon, STAR) >> 48) & 0xFFFF
     cs = ((base + 16) if wide else base) | 3
-    mon.set_guest_eflags((mon.reg("r11") & _SYSRET_FLAGS) | 2)
     privilege.enter(mon, cs & 0xFFFF, ((base + 8) | 3) & 0xFFFF)
+    mon.set_guest_eflags((mon.reg("r11") & _SYSRET_FLAGS) | 2)
     return ip
 
 

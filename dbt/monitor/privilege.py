@@ -116,7 +116,18 @@ def load_real_segment(mon: Monitor, seg: str, sel: int) -> None:
 
 def enter(mon: Monitor, cs: int, ss: int) -> None:
     """Make ``cs`` and ``ss`` current, the CPL becoming the RPL of ``cs`` (both checked
-    by the caller, SS for the new CPL)."""
+    by the caller, SS for the new CPL). Should unicorn refuse one (a fast system call
+    names segments the guest's GDT does not hold), the old ones are put back and the
+    guest gets #GP."""
+    old_cs, old_ss = selector(mon, "cs"), selector(mon, "ss")
+    try:
+        _enter(mon, cs, ss)
+    except GuestException:
+        _enter(mon, old_cs, old_ss)
+        raise
+
+
+def _enter(mon: Monitor, cs: int, ss: int) -> None:
     cpl = cs & 3
     if mon.owns_cpu:
         if cpl != mon.cpl():

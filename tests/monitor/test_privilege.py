@@ -80,6 +80,16 @@ def test_iret_to_ring3_loads_ss_esp_and_nulls_ring0_data_segments():
     assert mon.guest_eflags() & 0x3200 == 0x3200  # loaded at CPL 0
 
 
+def test_retf_to_ring3_releases_parameters_on_both_stacks():
+    """retf imm16 to an outer ring adds imm16 to the inner stack pointer before popping
+    SS:ESP and to the outer one after (SDM Vol. 2B, RET)."""
+    mon = monitor()
+    push_frame(mon, 0x1000, USER_CS, 0xAAAA, 0xBBBB, 0x70000, USER_DS)  # 8 bytes of params
+    assert run(mon, "ca0800") == 0x1000
+    assert (mon.vcpu.cs, mon.vcpu.ss) == (USER_CS, USER_DS)
+    assert mon.uc.reg_read(U.UC_X86_REG_ESP) == 0x70008
+
+
 def test_iret_at_ring3_keeps_if_and_iopl():
     mon = monitor()
     push_frame(mon, 0x1000, USER_CS, 0x202, 0x70000, USER_DS)
@@ -189,6 +199,19 @@ def test_sysenter_and_sysexit():
     assert run(mon, "0f35") == 0x1234
     assert (mon.vcpu.cs, mon.vcpu.ss, mon.cpl()) == (USER_CS, USER_DS, 3)
     assert mon.uc.reg_read(U.UC_X86_REG_ESP) == 0x71000
+
+
+def test_sysenter_to_segments_the_gdt_lacks_is_a_gp_and_changes_nothing():
+    """The monitor loads sysenter's CS and SS from the guest's GDT: a selector past its
+    end is #GP, with the old segments put back."""
+    mon = monitor()
+    _to_ring3(mon)
+    mon.uc.reg_write(U.UC_X86_REG_MSR, (0x174, 0x40))
+    with pytest.raises(GuestException) as e:
+        run(mon, "0f34")
+    assert e.value.vector == 13
+    assert (mon.vcpu.cs, mon.vcpu.ss, mon.cpl()) == (USER_CS, USER_DS, 3)
+    assert mon.uc.reg_read(U.UC_X86_REG_CS) == USER_CS
 
 
 def test_syscall_outside_64_bit_mode_is_invalid():
