@@ -5,9 +5,10 @@
    and IOPL; in faults with #GP(0) unless the bit map allows the port, or a system
    call raises IOPL to 3 (which allows cli and sti too); hlt, mov from CR0, wrmsr and
    the fast returns fault with #GP(0); int through a DPL-0 gate faults with its IDT
-   error code; #UD arrives on the kernel's stack (64-bit: an IST stack). The #GP
-   handler finally kills the program when it tries cli at IOPL 0.
-   expect-serial: ring3 int80 fast popf io priv ud iopl killed ok\n */
+   error code; #UD (64-bit: on an IST stack) and a timer interrupt arrive on the
+   kernel's stack. The #GP handler finally kills the program when it tries cli at
+   IOPL 0.
+   expect-serial: ring3 int80 fast popf io priv ud irq iopl killed ok\n */
 #include "kernel.h"
 
 #ifdef __x86_64__
@@ -29,7 +30,7 @@
 #define PRIV_FAULTS 6          /* in, hlt, mov from cr0, wrmsr, sysexit, int 0x81 */
 #endif
 
-enum { SYS_PUTC = 1, SYS_DOUBLE, SYS_CHECK, SYS_IOPL, SYS_EXIT };
+enum { SYS_PUTC = 1, SYS_DOUBLE, SYS_CHECK, SYS_IOPL, SYS_EXIT, SYS_TIMER };
 
 /* what the CPU pushes on an interrupt from ring 3 (the handler's frame argument) */
 struct uframe { uword ip, cs, flags, sp, ss; };
@@ -53,7 +54,7 @@ static uint8_t ist_stack[4096] __attribute__((aligned(16)));
 static uint8_t ustack[4096] __attribute__((aligned(16)));
 #define TOP(s) ((uword)(s) + sizeof (s))
 
-static volatile int gp_count, ud_count, skip, killed;
+static volatile int gp_count, ud_count, skip, killed, user_ticks;
 static volatile uword expect_code, bad_frames, codes[8];
 #ifdef __x86_64__
 static struct { uword kernel_sp, user_sp; } percpu;
@@ -100,6 +101,9 @@ __attribute__((used)) uword sys_dispatch(uword nr, uword arg, struct uframe *fra
         frame->flags = (frame->flags & ~FLAG_IOPL) | ((arg & 3) << 12);
         return 0;
     case SYS_EXIT: guest_exit((uint8_t)arg);
+    case SYS_TIMER:  /* one tick of the PIT (mode 0) after arg counts */
+        outb(0x43, 0x30); outb(0x40, arg & 0xFF); outb(0x40, (arg >> 8) & 0xFF);
+        return 0;
     }
     return (uword)-1;
 }
@@ -172,6 +176,21 @@ ISR static void on_ud(struct uframe *f) {
     if ((uword)f != top - sizeof *f || f->cs != USER_CS || f->ss != USER_DS) bad_frames++;
     ud_count++;
     f->ip += 2;
+}
+
+ISR static void on_timer(struct uframe *f) {
+    if ((uword)f != TOP(kstack) - sizeof *f || f->cs != USER_CS || f->ss != USER_DS)
+        bad_frames++;
+    user_ticks++;
+    outb(0x20, 0x20);
+}
+
+static void pic_init(void) {
+    outb(0x20, 0x11); outb(0xA0, 0x11);    /* ICW1: edge, cascade, ICW4 follows */
+    outb(0x21, 0x20); outb(0xA1, 0x28);    /* ICW2: vectors 0x20 and 0x28 */
+    outb(0x21, 0x04); outb(0xA1, 0x02);    /* ICW3: slave on IRQ 2 */
+    outb(0x21, 0x01); outb(0xA1, 0x01);    /* ICW4: 8086 mode */
+    outb(0x21, 0xFE); outb(0xA1, 0xFF);    /* only IRQ 0 */
 }
 
 /* --- the user side (ring 3): system calls are its only way to the serial port ------------- */
@@ -255,6 +274,12 @@ static void user_main(void) {
     ucheck(ud_count == 1, "#UD at CPL 3");
     uputs("ud ", 0);
 
+    /* an interrupt while the program runs: on the kernel's stack, back to ring 3 */
+    sys_int80(SYS_TIMER, 50);
+    while (!user_ticks) { }
+    ucheck((read_cs() & 3) == 3 && (uflags() & FLAG_IF), "back at ring 3 after the tick");
+    uputs("irq ", 0);
+
     /* IOPL 3 by a system call: port I/O, cli and sti are allowed */
     ucheck(sys_int80(SYS_IOPL, 3) == 0 && (uflags() & FLAG_IOPL) == FLAG_IOPL, "IOPL 3");
     __asm__ volatile("inb %0, %%al" : : "i"(DENIED_PORT) : "eax");
@@ -325,10 +350,12 @@ int main(void) {
     idt[6 * GATE_SIZE + 4] = 1;  /* IST 1 */
 #endif
     set_gate(13, on_gp, GATE_INTR);
+    set_gate(0x20, on_timer, GATE_INTR);
     set_gate(0x80, int80_entry, GATE_INTR | GATE_DPL3);
     set_gate(0x81, int80_entry, GATE_INTR);  /* DPL 0: int 0x81 at CPL 3 is a #GP */
     load_idt();
     setup_fast_calls();
+    pic_init();
     __asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
 
     /* to ring 3: a ring-0 FS is nulled on the way */
