@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exact: count every guest instruction (deterministic); free: host time")
     r.add_argument("--memory", choices=["fast", "default"], default="fast",
                    help="fast: the monitor's TLB over guest RAM; default: unicorn's own mapping")
+    r.add_argument("--mmu", choices=["nested", "shadow"], default=None,
+                   help="once the guest pages: nested (unicorn walks the guest's page tables, "
+                        "like EPT) or shadow (the monitor walks them on each TLB miss); "
+                        "default: nested for interp and hw, shadow for bt")
     r.add_argument("--validate", action="store_true",
                    help="bt: re-decode every fragment and check it holds no unsanctioned "
                         "sensitive instruction")
@@ -134,7 +138,7 @@ def cmd_run(args) -> int:
 
     image = load(args.file, args.arch, args.ram)
     config = RunConfig(max_insns=args.max_insns or DEFAULT_MAX_INSNS, clock=args.clock,
-                       memory=args.memory, validate=args.validate)
+                       memory=args.memory, mmu=args.mmu, validate=args.validate)
     result = run_guest(image, args.engine, config, ram_size=args.ram)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))

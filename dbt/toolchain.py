@@ -34,8 +34,9 @@ def build_c(source: str | Path, arch: str, cache_dir: str | Path | None = None,
     source = Path(source)
     flags = CFLAGS + ARCH_FLAGS[arch] + (extra or [])
     h = hashlib.sha256(source.read_bytes() + " ".join(flags).encode())
-    for header in sorted(source.parent.parent.glob("*/*.h")):  # beside it, and in siblings
-        h.update(header.read_bytes())
+    # headers beside it and in sibling directories, and C files it may include
+    for dep in sorted([*source.parent.parent.glob("*/*.h"), *source.parent.glob("*.c")]):
+        h.update(dep.read_bytes())
     cache = Path(cache_dir or Path(tempfile.gettempdir()) / "dbt-guests")
     cache.mkdir(parents=True, exist_ok=True)
     out = cache / f"{source.stem}-{arch}-{h.hexdigest()[:16]}.elf"

@@ -4,7 +4,8 @@ Assembly guests carry their expectation in header comments:
 ``; expect-exit: N``, ``; expect-halt``, ``; expect-fault`` or ``; expect-triple-fault``,
 and ``; expect-serial: TEXT`` (with ``\\n``). ``guests/sys`` holds the system guests
 (small kernels: IDT, timer, paging), built like the C guests.
-``; qemu: WHY`` marks a guest whose ending on QEMU's PC differs from dbt's contract.
+``; qemu: WHY`` marks a guest whose ending on QEMU's PC differs from dbt's contract;
+``mmu: both`` a C guest with page tables of its own, run under every MMU mode too.
 C guests self-check: they exit with code 0 on success, and they are built for
 both architectures.
 """
@@ -29,6 +30,7 @@ class Guest:
     serial: bytes | None
     count_skew: tuple[tuple[str, int], ...] = ()  # (engine, instructions more than interp)
     qemu: str | None = None  # why QEMU's PC differs from dbt's contract here (not compared)
+    mmu: bool = False  # turns paging on: also compared across MMU modes (``mmu: both``)
 
     def __str__(self) -> str:
         return self.name
@@ -49,7 +51,8 @@ def _asm_guest(path: Path) -> Guest:
                  for m in re.finditer(r"^;\s*count-skew:\s*(\w+)\s*([+-]\d+)", text, re.M))
     m_qemu = re.search(r"^;\s*qemu:\s*(.*)$", text, re.M)
     return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial,
-                 skew, m_qemu.group(1) if m_qemu else None)
+                 skew, m_qemu.group(1) if m_qemu else None,
+                 mmu=bool(re.search(r"^;\s*mmu:\s*both", text, re.M)))
 
 
 def _c_guest(path: Path, arch: str) -> Guest:
@@ -59,7 +62,8 @@ def _c_guest(path: Path, arch: str) -> Guest:
         if m_serial else None
     m_qemu = re.search(r"^\s*qemu:\s*(.*)$", text, re.M)
     return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial,
-                 qemu=m_qemu.group(1) if m_qemu else None)
+                 qemu=m_qemu.group(1) if m_qemu else None,
+                 mmu=bool(re.search(r"^\s*mmu:\s*both", text, re.M)))
 
 
 def all_guests() -> list[Guest]:

@@ -89,3 +89,27 @@ def test_engine_agrees_with_interp(guest: Guest, engine: str, tmp_path_factory, 
     elif "high_memory" in both and r.ram is not None:
         high, ref_high = r.ram[HIGH_MEMORY:], ref.ram[HIGH_MEMORY:]
         assert high == ref_high, first_difference(high, ref_high, HIGH_MEMORY)
+
+
+PAGING_GUESTS = [g for g in GUESTS if g.mmu]
+
+
+@pytest.mark.parametrize("guest", PAGING_GUESTS, ids=str)
+@pytest.mark.parametrize("variant", ["interp/shadow", "hw/shadow", "hw/nested/default-memory"])
+def test_mmu_modes_agree(guest: Guest, variant: str, tmp_path_factory, results_cache):
+    """Guests that turn paging on give the same result under shadow and nested paging
+    (the default runs are interp and hw nested, bt shadow) and on unicorn's own mapping."""
+    ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
+    engine, mmu, *rest = variant.split("/")
+    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
+    config = RunConfig(max_insns=50_000_000, keep_ram=True, mmu=mmu,
+                       memory="default" if rest else "fast")
+    r = run_guest(image, engine, config)
+    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    assert r.fault == ref.fault
+    assert r.guest_instructions == ref.guest_instructions
+    assert r.registers == ref.registers
+    assert r.system == ref.system
+    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    if mmu == "shadow" and r.reason is Reason.EXIT:
+        assert r.stats["shadow_fills"] > 0  # the monitor really walked the guest tables

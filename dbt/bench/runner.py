@@ -73,8 +73,20 @@ def tasks(benches: Iterable[Benchmark], engines: list[str], arches: list[str],
                 continue
             for mmu in (paging_modes() if b.paging else ()) or (None,):
                 for clock in plan.clocks:
-                    todo += [Task(b, arch, e, clock, mmu) for e in engines]
+                    todo += [Task(b, arch, e, clock, mmu) for e in engines if _runs(e, mmu)]
     return todo, unavailable
+
+
+def _runs(engine: str, mmu: str | None) -> bool:
+    """Can ``engine`` run with ``--mmu mmu``? (bt only shadows; an engine outside dbt
+    pages its own way, reported once, beside nested.)"""
+    from dbt.engines import ENGINES, _load_all
+
+    _load_all()
+    cls = ENGINES[engine]
+    if mmu is None:
+        return True
+    return mmu in cls.mmus if cls.monitor else mmu == "nested"
 
 
 def run(task: Task, plan: measure.Plan) -> Row:

@@ -130,6 +130,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     _macro("lexer", "table-driven lexer state machine (store-heavy)"),
     _macro("bytecode", "bytecode interpreter with a jump table"),
     _macro("repmovs", "rep movsb/movsd block copies", probe_n=20),
+    Benchmark("ptchurn", Kind.MACRO, ROOT / "guests" / "sys" / "ptchurn.c", ARCHES,
+              "page-table churn: remap 128 pages with invlpg, touch them, switch CR3",
+              needs=frozenset({"paging"}), probe_n=8),
     _macro("osmix", "an OS workload: the kernels above with timer interrupts, system calls "
            "and page faults", needs=("idt", "user", "syscall", "paging", "timer")),
 )

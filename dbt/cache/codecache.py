@@ -38,7 +38,10 @@ class CodeCache:
         self.translator = translator
         self.fragments: dict[int, Fragment] = {}  # guest pc -> fragment
         self.sites: dict[int, Site] = {}  # host address after the int3 -> site
+        #: guest-physical page -> fragments translated from it (what a store hits)
         self.by_page: dict[int, set[Fragment]] = {}
+        #: guest-linear page -> fragments fetched through it (what a remapping changes)
+        self.by_vpage: dict[int, set[Fragment]] = {}
         self.placed: list[Fragment] = []  # in host-address order
         self.placed_tc: list[int] = []
         self.stats = {"chained": 0, "unchained": 0, "invalidations": 0, "flushes": 0,
@@ -79,6 +82,7 @@ class CodeCache:
         self.fragments.clear()
         self.sites.clear()
         self.by_page.clear()
+        self.by_vpage.clear()
         self.placed.clear()
         self.placed_tc.clear()
         self._reset()
@@ -88,9 +92,12 @@ class CodeCache:
     def lookup(self, pc: int) -> Fragment | None:
         return self.fragments.get(pc)
 
-    def place(self, block: Block, cached: bool = True) -> Fragment:
+    def place(self, block: Block, cached: bool = True,
+              pages: tuple[tuple[int, int], ...] | None = None) -> Fragment:
         """Translate a block into the cache; ``cached=False`` for one-off fragments
-        (budget tails, single-instruction restarts) that nothing may look up."""
+        (budget tails, single-instruction restarts) that nothing may look up.
+        ``pages``: (linear page, physical page) of each page the block's bytes are on
+        (default: linear = physical, the guest's paging off)."""
         frag = self.translator.translate(block, self.ptr, self.cold_ptr)
         if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
@@ -104,8 +111,12 @@ class CodeCache:
         self.placed.append(frag)
         self.placed_tc.append(frag.tc)
         if block.insns:
-            for page in range(block.pc & ~(PAGE - 1), block.end, PAGE):
+            if pages is None:
+                pages = tuple((p, p) for p in range(block.pc & ~(PAGE - 1), block.end, PAGE))
+            frag.pages = pages
+            for vpage, page in pages:
                 self.by_page.setdefault(page, set()).add(frag)
+                self.by_vpage.setdefault(vpage, set()).add(frag)
                 self._protect(page)
         if cached:
             self.fragments[block.pc] = frag
@@ -180,18 +191,38 @@ class CodeCache:
 
     # --- invalidation (self-modifying code) ------------------------------------------------
     def overlaps_code(self, start: int, end: int) -> bool:
-        """Does the guest range [start, end) hold bytes of a live translation?"""
+        """Does the guest-physical range [start, end) hold bytes of a live translation?"""
         for page in range(start & ~(PAGE - 1), end, PAGE):
             for f in self.by_page.get(page, ()):
-                if f.guest_pc < end and start < f.guest_end:
-                    return True
+                for lo, hi in f.physical_ranges():
+                    if lo < end and start < hi:
+                        return True
         return False
 
     def invalidate(self, start: int, end: int) -> int:
-        """Drop every fragment translated from the pages that [start, end) touches."""
+        """Drop every fragment translated from the physical pages [start, end) touches."""
         doomed: set[Fragment] = set()
         for page in range(start & ~(PAGE - 1), end, PAGE):
             doomed |= self.by_page.get(page, set())
+        return self.drop(doomed)
+
+    def remapped(self, probe, page: int | None = None) -> int:
+        """The guest's translations changed (CR3, CR0/CR4, EFER written, or ``invlpg
+        page``): drop the fragments fetched through a linear page that ``probe(page)``
+        now maps elsewhere (or not at all), as a hardware iTLB would forget them."""
+        doomed: set[Fragment] = set()
+        vpages = list(self.by_vpage) if page is None else [page]
+        for vpage in vpages:
+            frags = self.by_vpage.get(vpage)
+            if not frags:
+                continue
+            phys = probe(vpage)
+            for f in frags:
+                if dict(f.pages).get(vpage) != phys:
+                    doomed.add(f)
+        return self.drop(doomed)
+
+    def drop(self, doomed: set[Fragment]) -> int:
         for f in doomed:
             self._drop(f)
         if doomed:
@@ -214,13 +245,18 @@ class CodeCache:
                     self._patch_jump(site.jump_at, site.stub)
                 self.stats["unchained"] += 1
         f.incoming.clear()
-        for page in range(f.block.pc & ~(PAGE - 1), max(f.block.end, f.block.pc + 1), PAGE):
+        for vpage, page in f.pages:
             frags = self.by_page.get(page)
             if frags is not None:
                 frags.discard(f)
                 if not frags:
                     del self.by_page[page]
                     self._unprotect(page)
+            frags = self.by_vpage.get(vpage)
+            if frags is not None:
+                frags.discard(f)
+                if not frags:
+                    del self.by_vpage[vpage]
         self.uc.ctl_remove_cache(f.tc, f.tc_end)
         if f.cold_code:
             self.uc.ctl_remove_cache(f.cold_tc, f.cold_end)

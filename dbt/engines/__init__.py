@@ -11,6 +11,9 @@ outside dbt (``monitor = False``) is constructed with the image, the run's
 configuration and the RAM size instead. New engines join the CLI and the
 differential test by registering, nothing else.
 
+An engine lists the MMU modes it can run with (``mmus``, its default first; see
+:mod:`dbt.monitor.memory`) and why not the others (``mmu_note``).
+
 Each engine says what its results carry (``reports``, a subset of
 :data:`REPORTS`); the differential test compares what both engines report.
 """
@@ -70,8 +73,12 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
             raise UsageError(f"engine {engine} runs outside dbt: it cannot be set up through "
                              f"a monitor")
         return cls(image, config or RunConfig(), ram_size).run()
-    mon = Monitor(image, engine, config or RunConfig(), ram_size, exec_ram=cls.exec_ram,
-                  owns_cpu=cls.owns_cpu)
+    config = config or RunConfig()
+    mmu = config.mmu or cls.mmus[0]
+    if mmu not in cls.mmus:
+        raise UsageError(f"engine {engine} cannot run with --mmu {mmu}: {cls.mmu_note}")
+    mon = Monitor(image, engine, config, ram_size, exec_ram=cls.exec_ram,
+                  owns_cpu=cls.owns_cpu, mmu=mmu)
     if setup:
         setup(mon)
     return cls(mon).run()

@@ -33,8 +33,11 @@ from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
 from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
-from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
+from dbt.monitor.pagefault import fault_detail, inject
+from dbt.monitor.paging import FETCH
 from dbt.monitor.privilege import popf_mask
+from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
 from dbt.translator.fragment import Fragment, Site, SiteKind
@@ -51,6 +54,9 @@ class Bt:
     owns_cpu = False  # see Monitor.owns_cpu
     monitor = True
     reports = REPORTS
+    mmus = ("shadow",)
+    mmu_note = ("the code cache must stay mapped while the guest controls CR3: only the "
+                "monitor's shadow translations can keep it there")
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -95,6 +101,7 @@ class Bt:
                     mva + MONITOR_SIZE - 1)
         self.cache.on_write_prot = self._on_write_prot
         mon.on_guest_write = self._guest_written
+        mon.on_mapping_change = self._remapped
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
         self._write_slot("vmask", self._vmask)
@@ -204,12 +211,17 @@ class Bt:
 
         t0 = time.perf_counter()
         kw = {"max_insns": max_insns} if max_insns else {}
-        block = scan_block(self.mon.decoder, self.mon.machine.fetch, pc, **kw)
+        mon = self.mon
+        block = scan_block(mon.decoder, mon.fetch_code, pc, **kw)
+        pages = None
+        if mon.guest_paging() and block.insns:
+            pages = tuple((v, mon.translate(v, FETCH, update=False) & ~0xFFF)
+                          for v in range(pc & ~0xFFF, block.end, 0x1000))
         try:
-            frag = self.cache.place(block, cached)
+            frag = self.cache.place(block, cached, pages)
         except CacheFull:
             self.cache.flush()
-            frag = self.cache.place(block, cached)
+            frag = self.cache.place(block, cached, pages)
         if self.validate:
             from dbt.translator.validate import validate
 
@@ -220,6 +232,8 @@ class Bt:
     def _clear_events(self) -> None:
         self.fault_eip = self.fault_vector = self.bad_address = None
         self.write_fault = None
+        if self.mon.machine.memory:
+            self.mon.machine.memory.take_page_fault()
 
     # --- traps from translated code ---------------------------------------------------------
     def _on_intr(self, uc, intno: int, _ud) -> None:
@@ -267,6 +281,12 @@ class Bt:
         self._set_count(self.mon.icount)
         if frag.block.fault == "#UD":
             return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
+        window = self.mon.peek(frag.guest_pc, MAX_INSN_LEN)
+        why = self.mon.fetch_fault(frag.guest_pc, len(window) + 1)
+        if why is not None and not isinstance(why, BusError):  # a page fault (guest paging)
+            detail = fault_detail(self.mon.bits, why.address, frag.guest_pc) \
+                if why.vector == 14 else why.detail
+            return self._raise(why.vector, frag.guest_pc, detail, why.error_code, why.address)
         self.mon.fault(14, frag.guest_pc, fetch_fault_detail(self.mon.bits, frag.guest_pc),
                        address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
@@ -345,6 +365,11 @@ class Bt:
         self.next_tc = self._enter(insn.next)
 
     def _rep_fault(self, insn, icount: int, err: UcError) -> None:
+        pf = self._page_fault(err)
+        if pf is not None:  # some iterations may have run: count them as unicorn did
+            self.mon.icount = icount + max(0, self.mon.machine.executed_count() - 1)
+            self.next_tc = self._inject(pf, insn.address)
+            return
         vector, detail = UC_ERRORS.get(err.errno, (13, f"unicorn error: {err}"))
         self.mon.icount = icount
         self.mon.fault(vector, insn.address, detail, address=self.bad_address)
@@ -425,6 +450,10 @@ class Bt:
         insn = frag.block.insns[index]
         mon.icount = self.counted() - frag.ninsns + index if frag.counted else 0
         self._set_count(mon.icount)
+        pf = self._page_fault(err)
+        if pf is not None:
+            self.next_tc = self._inject(pf, insn.address)
+            return
         if self.fault_vector is not None:
             vector = self.fault_vector
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if vector == 14 else None
@@ -450,6 +479,24 @@ class Bt:
         handler = self._deliver(lambda: self.mon.exception(
             vector, pc, detail, error_code, address, soft=soft, from_cpu=from_cpu), sync)
         return None if handler is None else self._enter(handler)
+
+    def _page_fault(self, err: UcError | None):
+        """The #PF the shadow MMU's fill refused, if that is what stopped unicorn."""
+        memory = self.mon.machine.memory
+        if memory and err is not None and err.errno == C.UC_ERR_EXCEPTION:
+            return memory.take_page_fault()
+        return None
+
+    def _inject(self, pf, pc: int) -> int | None:
+        """Deliver a #PF found by a fill at guest instruction ``pc`` (counted up to it)."""
+        handler = self._deliver(lambda: inject(self.mon, *pf, pc))
+        return None if handler is None else self._enter(handler)
+
+    def _remapped(self, page: int | None) -> None:
+        """The guest's translations changed: drop fragments whose code moved."""
+        mon = self.mon
+        self.cache.remapped(lambda v: mon.translate(v, FETCH, update=False) & ~0xFFF
+                            if mon.guest_paging() else v, page)
 
     def _deliver(self, call, sync: bool = True) -> int | None:
         """Run a monitor call that may deliver an exception or interrupt to the guest

@@ -7,6 +7,8 @@ from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
 from dbt.monitor.monitor import Monitor
+from dbt.monitor.pagefault import fault_detail, fetch_fault_detail, inject
+from dbt.monitor.paging import FETCH
 
 #: unicorn error -> (vector, what happened)
 UC_ERRORS = {
@@ -45,6 +47,16 @@ class FaultWatch:
         self.vector = None
         self.bad_address = None
         self.fetch_fault = False
+        self.page_fault = None
+        if self.mon.machine.memory:
+            self.mon.machine.memory.take_page_fault()  # (one left by a probe)
+
+    def collect(self, err: UcError | None) -> None:
+        """After emu_start: pick up a #PF the shadow MMU's fill refused (unicorn then
+        reports UC_ERR_EXCEPTION at the faulting instruction)."""
+        memory = self.mon.machine.memory
+        if memory and err is not None and err.errno == C.UC_ERR_EXCEPTION:
+            self.page_fault = memory.take_page_fault()
 
     def _on_intr(self, uc, intno: int, _ud) -> None:
         self.vector = intno
@@ -65,7 +77,7 @@ class FaultWatch:
         itself, a fault at the faulting instruction, so look at the bytes before.
         """
         pc, v = self.vector_pc, self.vector
-        fetch = self.mon.machine.fetch
+        fetch = self.mon.peek
         if fetch(pc - 2, 2) == bytes([0xCD, v]):
             return True
         return fetch(pc - 1, 1) in _TRAP_FORMS.get(v, ())
@@ -76,6 +88,8 @@ class FaultWatch:
         True for traps (int n) and for a fetch fault, which belongs to the next
         instruction (the branch that led there retired); False for faults.
         """
+        if self.page_fault is not None:  # an instruction fetch belongs to the next one
+            return self.page_fault[1] == FETCH
         if self.vector is not None:
             if self.is_trap():
                 return True
@@ -85,12 +99,12 @@ class FaultWatch:
     def report(self, pc: int, err: UcError | None) -> None:
         """End the run with the fault that stopped the last emu_start."""
         mon = self.mon
+        if self.page_fault is not None:
+            mon.resume_at(inject(mon, *self.page_fault, pc))
+            return
         if self.vector is not None:
             address = mon.uc.reg_read(U.UC_X86_REG_CR2) if self.vector == 14 else None
-            detail = ""
-            if address is not None:
-                detail = (fetch_fault_detail(mon.bits, address) if address == self.vector_pc
-                          else f"page fault at address {address:#x}")
+            detail = "" if address is None else fault_detail(mon.bits, address, self.vector_pc)
             mon.resume_at(mon.exception(self.vector, self.vector_pc, detail, address=address,
                                    soft=self.is_trap(), from_cpu=True))
             return
@@ -107,10 +121,4 @@ class FaultWatch:
 
 def invalid_detail(mon: Monitor, pc: int) -> str:
     """How an instruction the CPU cannot run is described (the same in every engine)."""
-    return f"invalid instruction (bytes {mon.machine.fetch(pc, 4).hex(' ')})"
-
-
-def fetch_fault_detail(bits: int, address: int) -> str:
-    """How an instruction fetch outside guest RAM is described (the same in every engine,
-    arch and memory mode)."""
-    return f"instruction fetch from unmapped memory at {address:#x}"
+    return f"invalid instruction (bytes {mon.peek(pc, 4).hex(' ')})"

@@ -48,6 +48,8 @@ class Hw:
     owns_cpu = True  # see Monitor.owns_cpu
     monitor = True
     reports = REPORTS
+    mmus = ("nested", "shadow")
+    mmu_note = ""
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -56,7 +58,7 @@ class Hw:
         self.stop_count: int | None = None  # unicorn's count when an out hook stopped it
         self.running = False  # inside emu_start
         self.fastcall: int | None = None  # address of a syscall/sysenter the hook stopped at
-        self.denied = None  # (pc, why, CPU context, (address, bytes) an ins stored over)
+        self.denied = None  # (pc, GuestException, CPU context, (address, bytes) an ins stored over)
         uc = mon.uc
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
@@ -95,6 +97,7 @@ class Hw:
             except UcError as e:
                 err = e
             self.running = False
+            watch.collect(err)
             hooks_fired = machine.executed_count() if exact else 0
             if err is not None or watch.vector is not None:
                 self._exit("exception")
@@ -112,7 +115,7 @@ class Hw:
                 mon.icount += step
                 if step == remaining:
                     mon.stop(Reason.BUDGET)
-            elif machine.fetch(machine.pc - 1, 1) == b"\xf4":
+            elif mon.peek(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
                 mon.resume_at(mon.halt(machine.pc))
@@ -148,11 +151,12 @@ class Hw:
         except GuestException as e:
             pc = uc.reg_read(mon.machine.pc_reg)
             stored = None
-            code = mon.machine.fetch(pc, 16).lstrip(bytes(range(0x40, 0x50)) + b"\x66\x67\xf2\xf3")
+            code = mon.peek(pc, 16).lstrip(bytes(range(0x40, 0x50)) + b"\x66\x67\xf2\xf3")
             if code[:1] in (b"\x6c", b"\x6d"):  # ins stores the value it reads at [rdi]
                 rdi = mon.reg("rdi" if mon.bits == 64 else "edi")
-                stored = (rdi, mon.machine.fetch(rdi, size))
-            self.denied = (pc, e.detail, uc.context_save(), stored)
+                phys = mon.translate(rdi, 0, update=False)
+                stored = (phys, mon.machine.fetch(phys, size)) if phys >= 0 else None
+            self.denied = (pc, e, uc.context_save(), stored)
         self.stop_count = mon.machine.executed_count() if self.exact else 0
         uc.emu_stop()
         return True
@@ -160,13 +164,13 @@ class Hw:
     def _deny_io(self) -> None:
         """Undo the port access the hook refused and raise #GP(0) at it (not retired)."""
         mon = self.mon
-        pc, detail, context, stored = self.denied
+        pc, e, context, stored = self.denied
         mon.uc.context_restore(context)
         if stored is not None:
             mon.uc.mem_write(*stored)
         if self.exact:
             mon.icount -= 1
-        mon.resume_at(mon.exception(13, pc, detail, error_code=0))
+        mon.resume_at(mon.exception(e.vector, pc, e.detail, e.error_code, e.address))
 
     def _on_out(self, uc, port: int, size: int, value: int, _ud) -> None:
         self._exit("io")
@@ -196,7 +200,7 @@ class Hw:
     def _fastcall(self, pc: int) -> None:
         """Perform the syscall/sysenter at ``pc`` (counted as retired) on the guest's CPU."""
         mon = self.mon
-        insn = mon.decoder.decode(pc, mon.machine.fetch(pc, 16), detail=True)
+        insn = mon.decoder.decode(pc, mon.peek(pc, 16), detail=True)
         try:
             mon.machine.pc = handlers.handler_for(insn)(mon, insn)
         except GuestException as e:  # a fault: it did not retire

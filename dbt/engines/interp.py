@@ -17,7 +17,8 @@ from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
-from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
+from dbt.monitor.pagefault import fault_detail
 from dbt.scanner.block import runs_past_end
 from dbt.scanner.decoder import MAX_INSN_LEN
 
@@ -31,6 +32,8 @@ class Interp:
     owns_cpu = False  # see Monitor.owns_cpu
     monitor = True
     reports = REPORTS
+    mmus = ("nested", "shadow")
+    mmu_note = ""
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -52,7 +55,7 @@ class Interp:
                 if mon.stopped:
                     break
             pc = machine.pc
-            window = machine.fetch(pc, MAX_INSN_LEN)
+            window = mon.fetch_code(pc, MAX_INSN_LEN)
             insn = decoder.decode(pc, window)
             if self.on_dispatch is not None and insn is not None:
                 self.on_dispatch(insn)
@@ -78,6 +81,7 @@ class Interp:
                 mon.uc.emu_start(pc, 0, count=2)
         except UcError as e:
             err = e
+        watch.collect(err)
         memory = mon.machine.memory
         if memory:
             memory.flush_if_wanted()
@@ -105,9 +109,15 @@ class Interp:
         mon.machine.pc = insn.next if next_pc is None else next_pc
 
     def _undecodable(self, pc: int, window: bytes) -> None:
-        if window and runs_past_end(self.mon.decoder, pc, window):
-            self.mon.fault(14, pc, "instruction runs past the end of guest RAM")
+        mon = self.mon
+        short = not window or runs_past_end(mon.decoder, pc, window)
+        if short and (why := mon.fetch_fault(pc, len(window) + 1)) is not None \
+                and not isinstance(why, BusError):  # a page fault (guest paging)
+            detail = fault_detail(mon.bits, why.address, pc) if why.vector == 14 else why.detail
+            mon.resume_at(mon.exception(why.vector, pc, detail, why.error_code, why.address))
+        elif window and short:
+            mon.fault(14, pc, "instruction runs past the end of guest RAM")
         elif not window:
-            self.mon.fault(14, pc, fetch_fault_detail(self.mon.bits, pc), address=pc)
+            mon.fault(14, pc, fetch_fault_detail(mon.bits, pc), address=pc)
         else:
-            self.mon.resume_at(self.mon.exception(6, pc, invalid_detail(self.mon, pc)))
+            mon.resume_at(mon.exception(6, pc, invalid_detail(mon, pc)))

@@ -249,6 +249,8 @@ def write_cr(mon: Monitor, name: str, value: int) -> None:
     except UcError as e:
         raise GuestException(_GP, f"mov {name}, {value:#x}: {e}", error_code=0) from None
     setattr(mon.vcpu, name, value)  # unicorn flushes its TLB itself on CR0/CR3/CR4 writes
+    if name != "cr8":
+        mon.mapping_changed()
 
 
 @handles("lmsw")
@@ -331,10 +333,10 @@ def _ltr(mon: Monitor, sel: int) -> None:
             raise GuestException(11, f"ltr {sel:#x}: TSS not present", error_code=sel & ~3)
         _, base, gdt_limit, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
         if mon.bits == 64 and ((sel & ~7) + 15 > gdt_limit
-                               or mon.read_int(base + (sel & ~7) + 13, 1) & 0xF):
+                               or mon.read_int(base + (sel & ~7) + 13, 1, system=True) & 0xF):
             raise GuestException(_GP, f"ltr {sel:#x}: not a 16-byte 64-bit TSS descriptor",
                                  error_code=sel & ~3)
-        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 2)  # busy
+        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 2, system=True)  # busy
     mon.vcpu.tr = sel
 
 
@@ -381,7 +383,7 @@ def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
         # the CPU marks the descriptor accessed (SDM Vol. 3A §3.4.5.1); unicorn's
         # register write does it in 32-bit mode but not in 64-bit mode
         _, base, _, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
-        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 1)
+        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 1, system=True)
     return None
 
 
@@ -485,8 +487,12 @@ def iret(mon: Monitor, insn: Insn):
 # --- caches, TLB, MSRs, extended state ------------------------------------------------------
 @handles("invlpg")
 def invlpg(mon: Monitor, insn: Insn):
+    """Invalidate one page's translation. unicorn has no per-page flush for the
+    machine's TLB: it is flushed whole (a hardware TLB may always drop more)."""
     _privileged(mon, insn)
+    page = mon.effective_address(insn, insn.operands[0].mem) & ~0xFFF
     mon.machine.flush_tlb()
+    mon.mapping_changed(page)
 
 
 @handles("wbinvd", "invd")
@@ -525,6 +531,8 @@ def wrmsr(mon: Monitor, insn: Insn):
     mon.vcpu.msrs[idx] = value
     if idx == EFER_MSR:
         mon.vcpu.efer = mon.uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR)
+        mon.machine.flush_tlb()  # NXE changes what a walk allows
+        mon.mapping_changed()
 
 
 @handles("xgetbv")

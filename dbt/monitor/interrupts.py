@@ -37,7 +37,7 @@ import struct
 from unicorn import x86_const as U
 
 from dbt.monitor import privilege
-from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
 
 DF, NP, GP, PF = 8, 11, 13, 14
 #: faults that combine into #DF (SDM Vol. 3A Table 6-4): #DE #TS #NP #SS #GP
@@ -84,9 +84,11 @@ def deliver(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
     for _ in range(4):  # #X -> #DF -> triple fault, at most
         try:
             return _deliver_once(mon, vector, saved_pc, error_code, soft, external)
+        except BusError as e:
+            raise NotEmulated(f"delivering vector {vector:#x}: {e.detail}") from None
         except GuestException as e:  # a fault while delivering
             if soft:  # the int instruction faults (a gate it may not use ...): not retired
-                saved_pc = soft_int_start(mon.machine.fetch, saved_pc, vector)
+                saved_pc = soft_int_start(mon.peek, saved_pc, vector)
                 mon.icount -= 1
             nxt = combine(vector, e.vector)
             if nxt is None:
@@ -150,8 +152,8 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
     data = b"".join(struct.pack("<Q" if long_mode else "<I", v & mon.mask) for v in reversed(frame))
     sp = (sp - len(frame) * word) & mon.mask
     try:
-        mon.write_mem(sp, data)
-    except GuestException as e:  # the stack is not usable
+        mon.write_mem(sp, data, system=True)
+    except BusError as e:  # no memory behind the stack (a page fault goes on as it is)
         raise GuestException(12, f"pushing the exception frame at {sp:#x}: {e.detail}",
                              error_code=0 if new_ss is None else (new_ss & ~3) | ext) from None
     mon.uc.reg_write(sp_reg, sp)
@@ -167,8 +169,8 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
 
 def _read(mon: Monitor, addr: int, n: int, error_code: int) -> bytes:
     try:
-        return mon.read_mem(addr, n)
-    except GuestException:
+        return mon.read_mem(addr, n, system=True)
+    except BusError:
         raise GuestException(GP, f"IDT entry at {addr:#x} is outside guest memory",
                              error_code=error_code) from None
 

@@ -76,7 +76,8 @@ def reg_id(name: str) -> int:
 class Machine:
     """A unicorn CPU in 32- or 64-bit mode with guest RAM mapped at physical 0."""
 
-    def __init__(self, bits: int, ram_size: int, exec_ram: bool = True, memory: str = "fast"):
+    def __init__(self, bits: int, ram_size: int, exec_ram: bool = True, memory: str = "fast",
+                 mmu: str = "nested"):
         if ram_size <= 0 or ram_size % PAGE or ram_size > MAX_RAM:
             raise EngineError(f"guest RAM size {ram_size:#x} must be a positive multiple of 4 KiB "
                               f"up to {MAX_RAM // 2**20} MiB")
@@ -103,11 +104,17 @@ class Machine:
         self.fast = FastRegs(self.uc)
         self.counter_offset = find_counter_offset()
         self.reset()
+        from dbt.monitor.paging import Walker
+
+        #: the guest's page tables walked in software (the monitor's own accesses, shadow)
+        self.walker = Walker(self.fast.mem, self.uc.mem_write, ram_size)
         self.memory = None
+        if mmu not in ("nested", "shadow"):
+            raise EngineError(f"unknown MMU mode {mmu!r} (nested or shadow)")
         if memory == "fast":
             from dbt.monitor.memory import GuestMemory
 
-            self.memory = GuestMemory(self, exec_guest=exec_ram)
+            self.memory = GuestMemory(self, exec_guest=exec_ram, mmu=mmu, walker=self.walker)
         elif memory != "default":
             raise EngineError(f"unknown memory mode {memory!r} (fast or default)")
 

@@ -1,4 +1,5 @@
-"""Memory virtualization: the monitor's TLB over guest RAM (the EPT role).
+"""Memory virtualization: the monitor's TLB over guest RAM (the EPT role), and the
+shadow MMU over the guest's own page tables.
 
 With unicorn's default mapping every guest store takes the softmmu slow path
 (DESIGN §5). In ``fast`` mode the monitor owns the TLB instead: unicorn runs in
@@ -11,9 +12,25 @@ rewritten on one page are both seen (the unsafe variants in DESIGN §5 are not
 used). Under ``bt`` guest RAM never becomes executable at all: only the code
 cache runs.
 
+Once the guest turns paging on (32-bit: CR0.PG; 64-bit: a CR3 other than dbt's
+boot tables), the MMU mode decides (``--mmu``):
+
+- ``shadow`` — what a software VMM must do: every fill walks the guest's page
+  tables (:mod:`dbt.monitor.paging`), sets their accessed and dirty bits, and
+  installs guest-virtual → host entries with the guest's permissions (less
+  execute on data pages, as above). unicorn's TLB is the shadow: it is flushed
+  whenever the guest's translations may change (CR3, CR0, CR4 writes and
+  ``invlpg``, exactly when a hardware TLB is), so it can never hold a
+  translation the guest has withdrawn and invalidated. A walk that fails makes
+  the fill refuse; the engine then injects #PF with the error code and CR2.
+- ``nested`` — what hardware with EPT/NPT does: the first fill after the guest
+  turned paging on switches unicorn to its own page walker (QEMU's, in C), which
+  raises #PF itself; guest-physical memory stays mapped 1:1.
+
 In 64-bit mode the fill also provides the high alias of the monitor's memory
-(:func:`~dbt.monitor.machine.monitor_va`); guest page tables are not walked
-yet, so a guest that turns on paging of its own is refused with a fault.
+(:func:`~dbt.monitor.machine.monitor_va`): under ``bt`` the guest's linear
+addresses there belong to the monitor (the code cache), as VMware's monitor
+kept the top of the linear address space for itself.
 """
 
 from __future__ import annotations
@@ -21,20 +38,28 @@ from __future__ import annotations
 from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
+from dbt.monitor.machine import EFER_MSR, MONITOR_BASE, MONITOR_SIZE, PT_BASE, monitor_va
+from dbt.monitor.paging import CR4_PAE, FETCH, READ, WRITE, Mode, PageFault, Walker
+
 PAGE_MASK = ~0xFFF
 RW = C.UC_PROT_READ | C.UC_PROT_WRITE
+MONITOR_END = MONITOR_BASE + MONITOR_SIZE
+UNBACKED = MONITOR_END  # a physical address nothing is mapped at
+_ACCESS = {C.UC_MEM_READ: READ, C.UC_MEM_WRITE: WRITE, C.UC_MEM_FETCH: FETCH}
 RESIZE_AFTER = 2048  # TLB fills since the last flush before asking for one
 
 
 class GuestMemory:
-    def __init__(self, machine, exec_guest: bool):
-        from dbt.monitor.machine import HIGH_ALIAS, PT_BASE
-
+    def __init__(self, machine, exec_guest: bool, mmu: str, walker: Walker):
         self.machine = machine
         self.exec_guest = exec_guest
         self.ram_size = machine.ram_size
         self.bits = machine.bits
-        self.high_alias = HIGH_ALIAS
+        #: under bt, the linear addresses that are the monitor's (see the module docstring)
+        self.window_lo = self.window_hi = 0
+        if not exec_guest:
+            self.window_lo = monitor_va(self.bits, MONITOR_BASE)
+            self.window_hi = self.window_lo + MONITOR_SIZE
         self.boot_cr3 = PT_BASE
         self.code_pages: set[int] = set()
         self.monitor_code_pages: set[int] = set()
@@ -45,7 +70,16 @@ class GuestMemory:
         #: requested in the middle of a block was measured to skew unicorn's counter
         self.resize_stops = True
         self.resizes = 0
-        self.paging_refused = 0
+        self.mmu = mmu
+        self.walker = walker
+        #: is the access being filled a user-mode one (CPL 3)? set by the monitor
+        self.user = lambda: False
+        self.page_fault: PageFault | None = None  # the last fill that refused (see fill)
+        self.page_fault_access = 0
+        self.page_faults = 0
+        self.shadow_fills = 0
+        self.shadow_flushes = 0
+        self.nested_walker = False  # unicorn walks the guest's tables itself (nested)
         uc = machine.uc
         uc.ctl_set_tlb_mode(C.UC_TLB_VIRTUAL)
         uc.hook_add(C.UC_HOOK_TLB_FILL, self.fill)
@@ -61,19 +95,45 @@ class GuestMemory:
             self.want_flush = True
             uc.emu_stop()
         page = vaddr & PAGE_MASK
+        if self.window_lo <= page < self.window_hi:  # the monitor's memory (engine bt)
+            return self._monitor(page - self.window_lo + MONITOR_BASE, page, access, entry)
+        if self._guest_paging(uc):
+            if self.mmu == "nested":
+                # unicorn's own walker from now on; this one miss is served below
+                uc.ctl_set_tlb_mode(C.UC_TLB_CPU)
+                self.nested_walker = True
+            else:
+                self.shadow_fills += 1
+            mode = self.mode()
+            try:
+                phys, _, prot = self.walker.translate(mode, vaddr, _ACCESS[access], self.user())
+            except PageFault as e:
+                self.page_fault, self.page_fault_access = e, _ACCESS[access]
+                self.page_faults += 1
+                return False  # unicorn ends emu_start with UC_ERR_EXCEPTION, at the insn
+            page = phys & PAGE_MASK
+            if page >= self.ram_size:  # a leaf pointing outside guest RAM: a bus error
+                entry.paddr = page if not MONITOR_BASE <= page < MONITOR_END else UNBACKED
+                entry.perms = prot
+                return True
+            entry.paddr = page
+            if access == C.UC_MEM_FETCH and self.exec_guest:
+                self.code_pages.add(page)
+            exe = prot & C.UC_PROT_EXEC and page in self.code_pages
+            entry.perms = (prot & RW) | (C.UC_PROT_EXEC if exe else 0)
+            return True
         if page < self.ram_size:
-            if self._guest_paging(uc):
-                self.paging_refused += 1
-                return False
             entry.paddr = page
             if access == C.UC_MEM_FETCH and self.exec_guest:
                 self.code_pages.add(page)
             entry.perms = C.UC_PROT_ALL if page in self.code_pages else RW
             return True
-        if self.bits == 64 and page >= self.high_alias:
-            entry.paddr = page - self.high_alias  # the monitor's memory (engine bt)
-        else:
-            entry.paddr = page  # outside guest RAM: unicorn reports the unmapped access
+        return self._monitor(page, page, access, entry)
+
+    def _monitor(self, phys: int, page: int, access: int, entry) -> bool:
+        """Beyond guest RAM: the monitor's memory (engine bt), or nothing (unicorn then
+        reports the unmapped access)."""
+        entry.paddr = phys
         # the code cache is fetched from; the vCPU area and tables only read and written:
         # an executable entry would put their stores on the slow path (and the region's
         # own permissions still apply)
@@ -82,10 +142,22 @@ class GuestMemory:
         entry.perms = C.UC_PROT_ALL if page in self.monitor_code_pages else RW
         return True
 
+    def mode(self) -> Mode:
+        """The guest's paging controls as unicorn holds them."""
+        uc, fast = self.machine.uc, self.machine.fast
+        cr4 = fast.read(U.UC_X86_REG_CR4)
+        efer = uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR) if cr4 & CR4_PAE else 0
+        return Mode(fast.read(U.UC_X86_REG_CR0), fast.read(U.UC_X86_REG_CR3), cr4, efer)
+
+    def take_page_fault(self) -> tuple[PageFault, int] | None:
+        """The #PF a refused fill left (and its access kind), once."""
+        pf, self.page_fault = self.page_fault, None
+        return None if pf is None else (pf, self.page_fault_access)
+
     def _guest_paging(self, uc) -> bool:
         if self.bits == 64:
-            return uc.reg_read(U.UC_X86_REG_CR3) != self.boot_cr3
-        return bool(uc.reg_read(U.UC_X86_REG_CR0) & (1 << 31))
+            return self.machine.fast.read(U.UC_X86_REG_CR3) != self.boot_cr3
+        return bool(self.machine.fast.read(U.UC_X86_REG_CR0) & (1 << 31))
 
     def flush_if_wanted(self) -> bool:
         """Flush the TLB if a fill asked for it (see :meth:`fill`); True if it did."""
@@ -105,6 +177,10 @@ class GuestMemory:
             self.flush_if_wanted()
 
     def stats(self) -> dict:
+        """Fill statistics; under ``nested`` the fills of unicorn's own walker are not seen."""
         return {"tlb_fills": self.fills, "code_pages": len(self.code_pages),
                 "data_pages_filled": max(0, self.fills - len(self.code_pages)),
-                "tlb_resize_flushes": self.resizes, "paging_refused": self.paging_refused}
+                "tlb_resize_flushes": self.resizes,
+                "shadow_fills": self.shadow_fills, "shadow_flushes": self.shadow_flushes,
+                "page_faults_from_fills": self.page_faults,
+                "nested_walker": self.nested_walker}

@@ -21,7 +21,7 @@ from dbt.devices.pit import PIT_BASE, PIT_HZ, Pit8254
 from dbt.devices.uart import COM1_BASE
 from dbt.loader import Image
 from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
-from dbt.monitor.machine import CR0_PG, PT_BASE, Machine, reg_id
+from dbt.monitor.machine import CR0_PG, CR4_PAE, EFER_MSR, PT_BASE, Machine, reg_id
 from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
 from dbt.scanner import Decoder, Insn, Mem
 
@@ -46,18 +46,27 @@ class GuestException(Exception):
         self.trap = trap  # True: the saved pc is the next instruction (int n, into, int3)
 
 
+class BusError(GuestException):
+    """An access to a physical address outside guest RAM: not a page fault the guest can
+    handle (a PC has no memory there); the run ends with reason ``fault``."""
+
+    def __init__(self, detail: str, address: int):
+        super().__init__(14, detail, address=address)
+
+
 @dataclass
 class RunConfig:
     max_insns: int = DEFAULT_MAX_INSNS
     clock: str = "exact"  # "exact" | "free"
     keep_ram: bool = False
     memory: str = "fast"  # "fast": the monitor's TLB; "default": unicorn's own mapping
+    mmu: str | None = None  # "nested" | "shadow" (None: the engine's default)
     validate: bool = False  # bt: re-decode every fragment and check it (tests)
 
 
 class Monitor:
     def __init__(self, image: Image, engine: str, config: RunConfig, ram_size: int,
-                 exec_ram: bool = True, owns_cpu: bool = False):
+                 exec_ram: bool = True, owns_cpu: bool = False, mmu: str = "nested"):
         self.image = image
         self.engine = engine
         #: True when the guest owns the unicorn CPU (hw): its IF, IOPL and CPL are the
@@ -65,8 +74,18 @@ class Monitor:
         self.owns_cpu = owns_cpu
         self.config = config
         self.bits = image.arch.bits
-        self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram, memory=config.memory)
+        self.mmu = mmu
+        self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram, memory=config.memory,
+                               mmu=mmu)
         self.uc = self.machine.uc
+        self.walker = self.machine.walker
+        #: the monitor's own translations of guest linear pages: (page, access, user) ->
+        #: physical page; dropped by mapping_changed() (never used when the guest owns
+        #: the CPU: its CR3 writes and invlpg do not reach the monitor)
+        self._tlb: dict[tuple[int, int, bool], int] = {}
+        self.on_mapping_change = None  # the code cache's coherence check (engine bt)
+        if self.machine.memory:
+            self.machine.memory.user = lambda: self.cpl() == 3
         self.machine.load(image.segments)
         self.machine.pc = image.entry
         self.vcpu = VCpu.start(self.machine)
@@ -141,10 +160,14 @@ class Monitor:
             if vector in interrupts.HAS_ERROR_CODE and not soft:
                 error_code = self.cpu_state().error_code()
             self.cpu_state().forget_exception()
+            if vector == 14 and address is not None:  # the CPU's CR2 is the virtual CPU's too
+                self.set_cr2(address)
         _, idt_base, idt_limit, _ = self.uc.reg_read(U.UC_X86_REG_IDTR)
         if soft:  # undelivered, it leaves the pc at the int instruction (as a PC does)
-            at = interrupts.soft_int_start(self.machine.fetch, pc, vector)
-        if (idt_base, idt_limit) == (0, 0) or (vector == 14 and not self.guest_paging()):
+            at = interrupts.soft_int_start(self.peek, pc, vector)
+        bus_error = vector == 14 and not from_cpu and (error_code is None
+                                                       or not self.guest_paging())
+        if (idt_base, idt_limit) == (0, 0) or bus_error:
             if soft:
                 detail = f"interrupt {vector:#x} with no IDT to deliver it"
             self.fault(vector, at if soft else pc, detail, error_code, address)
@@ -250,7 +273,7 @@ class Monitor:
             self._reschedule()
             return None
         shadow = self._stepping_pc is not None and \
-            self.machine.fetch(self._stepping_pc, 1) == b"\xfb"  # sti
+            self.peek(self._stepping_pc, 1) == b"\xfb"  # sti
         if not self.interrupts_enabled() or shadow:
             self._stepping_pc = pc
             self._schedule(self.icount_now() + 1)
@@ -322,7 +345,7 @@ class Monitor:
         index = sel & ~7
         if index == 0 or index + 7 > limit:
             return None
-        return self.read_int(base + index, 8)
+        return self.read_int(base + index, 8, system=True)
 
     def load_cs(self, sel: int) -> None:
         """Load CS with a selector of the current privilege level (checked by the caller).
@@ -332,7 +355,7 @@ class Monitor:
         interrupt delivery (what ``hw`` runs) leave the bit alone, so it is put back.
         """
         _, base, _, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
-        access = (base + (sel & ~7) + 5) & self.mask
+        access = self.translate(base + (sel & ~7) + 5, 0, system=True)
         before = self.uc.mem_read(access, 1) if access < self.machine.ram_size else None
         self.uc.reg_write(U.UC_X86_REG_CS, sel)
         if before is not None and self.uc.mem_read(access, 1) != before:
@@ -351,36 +374,153 @@ class Monitor:
         base = ((desc >> 16) & 0xFFFFFF) | (((desc >> 56) & 0xFF) << 24)
         if self.bits == 64:  # a 16-byte system descriptor: bits 63..32 follow
             base |= self.read_int(self.uc.reg_read(U.UC_X86_REG_GDTR)[1]
-                                  + (self.vcpu.tr & ~7) + 8, 4) << 32
+                                  + (self.vcpu.tr & ~7) + 8, 4, system=True) << 32
         return base
 
-    def read_mem(self, addr: int, n: int) -> bytes:
+    # --- guest linear memory (through the guest's page tables once it has its own) -------------
+    def guest_mode(self):
+        """The paging controls (CR0, CR3, CR4, EFER) the guest's accesses go through."""
+        from dbt.monitor.paging import Mode
+
+        uc = self.uc
+        cr4 = uc.reg_read(U.UC_X86_REG_CR4)
+        efer = uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR) if cr4 & CR4_PAE else 0
+        return Mode(uc.reg_read(U.UC_X86_REG_CR0), uc.reg_read(U.UC_X86_REG_CR3), cr4, efer)
+
+    def translate(self, addr: int, access: int, system: bool = False,
+                  update: bool = True) -> int:
+        """The guest-physical address of linear ``addr`` for an access (paging.READ, WRITE,
+        FETCH) at the current privilege (``system``: an implicit supervisor access, such
+        as reading the IDT or pushing an exception frame). Raises GuestException #PF
+        (CR2 set, as the CPU does when it detects one) or #GP for a non-canonical address.
+        ``update=False`` probes without setting accessed/dirty bits and never faults
+        (returns -1)."""
+        from dbt.monitor.paging import PageFault
+
         addr &= self.mask
-        if addr + n > self.machine.ram_size:
-            raise GuestException(14, f"read of {n} bytes at {addr:#x} outside guest RAM",
-                                 address=addr)
-        return bytes(self.uc.mem_read(addr, n))
+        if not self.guest_paging():
+            return addr
+        user = not system and self.cpl() == 3
+        page = addr & ~0xFFF
+        key = (page, access, user)
+        cached = self._tlb.get(key) if not self.owns_cpu else None
+        if cached is not None:
+            return cached | (addr & 0xFFF)
+        try:
+            phys, _, prot = self.walker.translate(self.guest_mode(), addr, access, user, update)
+        except PageFault as e:
+            if not update:
+                return -1
+            if e.vector == 14:
+                self.set_cr2(e.address)
+            raise GuestException(e.vector, e.why, error_code=e.error_code,
+                                 address=e.address if e.vector == 14 else None) from None
+        if update and (access != 1 or prot & 2):  # (a write was allowed: D is now set)
+            self._tlb[key] = phys & ~0xFFF
+        return phys
 
-    def write_mem(self, addr: int, data: bytes) -> None:
+    def set_cr2(self, value: int) -> None:
+        self.uc.reg_write(U.UC_X86_REG_CR2, value)
+        self.vcpu.cr2 = value
+
+    def mapping_changed(self, page: int | None = None) -> None:
+        """The guest's translations may have changed (CR0/CR3/CR4/EFER written, or
+        ``invlpg page``): forget the monitor's, and let the code cache check its own."""
+        self._tlb.clear()
+        if self.machine.memory:
+            self.machine.memory.shadow_flushes += 1
+        elif self.mmu == "shadow" and self.guest_paging():
+            from dbt.errors import EngineError
+
+            raise EngineError("the guest turned paging on: --mmu shadow needs the monitor's "
+                              "TLB (--memory fast); with unicorn's own mapping only nested "
+                              "paging exists")
+        if self.on_mapping_change is not None:
+            self.on_mapping_change(page)
+
+    def _physical(self, addr: int, n: int, access: int, system: bool):
+        """The physical pieces of the linear range [addr, addr+n): (physical, length)."""
         addr &= self.mask
-        if addr + len(data) > self.machine.ram_size:
-            raise GuestException(14, f"write of {len(data)} bytes at {addr:#x} outside guest RAM",
-                                 address=addr)
-        self.uc.mem_write(addr, data)
-        if self.machine.exec_ram:
-            # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
-            # drop them, or a guest that rewrites code through a handler runs stale code.
-            # (Not under bt: unicorn never runs guest RAM there, and looking the range up
-            # would make the TLB fill refuse an instruction fetch from guest RAM.)
-            self.uc.ctl_remove_cache(addr, addr + len(data))
-        if self.on_guest_write:
-            self.on_guest_write(addr, addr + len(data))
+        pieces = []
+        while n:
+            chunk = min(n, 0x1000 - (addr & 0xFFF))
+            phys = self.translate(addr, access, system)
+            if phys + chunk > self.machine.ram_size:
+                kind = ("read of", "write of", "fetch of")[access]
+                where = f"{addr:#x}" if phys == addr else f"{addr:#x} (physical {phys:#x})"
+                raise BusError(f"{kind} {n} bytes at {where} outside guest RAM", addr)
+            pieces.append((phys, chunk))
+            addr, n = (addr + chunk) & self.mask, n - chunk
+        return pieces
 
-    def read_int(self, addr: int, size: int) -> int:
-        return int.from_bytes(self.read_mem(addr, size), "little")
+    def read_mem(self, addr: int, n: int, system: bool = False) -> bytes:
+        return b"".join(bytes(self.uc.mem_read(p, k))
+                        for p, k in self._physical(addr, n, 0, system))
 
-    def write_int(self, addr: int, size: int, value: int) -> None:
-        self.write_mem(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+    def write_mem(self, addr: int, data: bytes, system: bool = False) -> None:
+        at = 0
+        for phys, k in self._physical(addr, len(data), 1, system):
+            self.uc.mem_write(phys, data[at:at + k])
+            at += k
+            memory = self.machine.memory
+            if self.machine.exec_ram and (memory is None or phys & ~0xFFF in memory.code_pages):
+                # unicorn 2.1.4 keeps translated blocks of memory written by uc.mem_write:
+                # drop them, or a guest that rewrites code through a handler runs stale
+                # code. (Not under bt: unicorn never runs guest RAM there.) unicorn looks
+                # the range up as an instruction fetch at the linear address it ran at.
+                lin = (addr + at - k) & self.mask
+                self.uc.ctl_remove_cache(lin, lin + k)
+            if self.on_guest_write:
+                self.on_guest_write(phys, phys + k)
+
+    def fetch_code(self, addr: int, n: int, update: bool = True) -> bytes:
+        """Up to ``n`` bytes of guest code at linear ``addr``, as an instruction fetch
+        sees them: fewer where the next page cannot be fetched (or RAM ends), b"" if
+        none can. ``update=False`` only looks (no accessed bit is set)."""
+        if not self.guest_paging():
+            return self.machine.fetch(addr & self.mask, n)
+        out = b""
+        addr &= self.mask
+        while n:
+            chunk = min(n, 0x1000 - (addr & 0xFFF))
+            try:
+                phys = self.translate(addr, 2, update=update)
+            except GuestException:
+                break
+            if phys < 0:
+                break
+            got = self.machine.fetch(phys, chunk)
+            out += got
+            if len(got) < chunk:
+                break
+            addr, n = (addr + chunk) & self.mask, n - chunk
+        return out
+
+    def peek(self, addr: int, n: int) -> bytes:
+        """Guest code bytes at a linear address, only looked at (no fault, no accessed bit)."""
+        return self.fetch_code(addr, n, update=False)
+
+    def fetch_fault(self, pc: int, length: int = 1) -> GuestException | None:
+        """Why the instruction at ``pc`` (at least ``length`` bytes) cannot be fetched:
+        the #PF to deliver (CR2 set), a BusError, or None if it can."""
+        if not self.guest_paging():
+            return None
+        for addr in sorted({pc & self.mask, (pc + length - 1) & self.mask}):
+            try:
+                phys = self.translate(addr, 2)
+            except GuestException as e:
+                return e
+            if phys >= self.machine.ram_size:
+                return BusError(f"instruction fetch at {addr:#x} from physical {phys:#x} "
+                                f"outside guest RAM", addr)
+        return None
+
+    def read_int(self, addr: int, size: int, system: bool = False) -> int:
+        return int.from_bytes(self.read_mem(addr, size, system), "little")
+
+    def write_int(self, addr: int, size: int, value: int, system: bool = False) -> None:
+        self.write_mem(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"),
+                       system)
 
     def effective_address(self, insn: Insn, m: Mem) -> int:
         addr = m.disp
@@ -442,6 +582,8 @@ class Monitor:
         s.update(stats or {})
         s["io_reads"], s["io_writes"] = self.bus.reads, self.bus.writes
         s["exceptions"] = dict(self.exceptions)
+        s["page_faults"] = self.exceptions.get("#PF", 0)
+        s["mmu"] = self.mmu
         s["idle_ns"] = self.idle_ns
         s["memory"] = self.config.memory
         if self.machine.memory:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from unicorn import UcError
 from unicorn import x86_const as U
 
-from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
 
 TS, NP, SS_FAULT, GP = 10, 11, 12, 13
 
@@ -101,8 +101,9 @@ def load_real_segment(mon: Monitor, seg: str, sel: int) -> None:
     descriptor's accessed bit as it was: the CPU's own ring transitions (what ``hw``
     runs) do not set it, unicorn's register write does."""
     _, base, _, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
-    access = (base + (sel & ~7) + 5) & mon.mask
-    before = mon.uc.mem_read(access, 1) if sel & ~3 and access < mon.machine.ram_size else None
+    access = mon.translate(base + (sel & ~7) + 5, 0, system=True) if sel & ~3 else None
+    before = mon.uc.mem_read(access, 1) if access is not None and \
+        access < mon.machine.ram_size else None
     try:
         if seg == "cs":
             mon.load_cs(sel)  # (keeps the accessed bit itself)
@@ -135,6 +136,10 @@ def _enter(mon: Monitor, cs: int, ss: int) -> None:
         load_real_segment(mon, "cs", cs)
         load_real_segment(mon, "ss", ss)
         return
+    if (mon.vcpu.cpl == 3) != (cpl == 3) and mon.guest_paging():
+        # the real CPU stays at ring 0, so unicorn keeps one TLB for both: entries the
+        # shadow MMU filled for one privilege must not serve the other
+        mon.machine.flush_tlb()
     if cs != mon.vcpu.cs:
         load_real_segment(mon, "cs", cs)
     mon.vcpu.cs = cs
@@ -179,9 +184,9 @@ def check_io(mon: Monitor, port: int, size: int, what: str) -> None:
     if tss is None or tss.kind not in (TSS_32, TSS_32_BUSY) or tss.limit < 103:
         raise GuestException(GP, f"{why}, with no I/O permission bit map", error_code=0)
     try:
-        at = mon.read_int(tss.base + 0x66, 2) + port // 8
-        bits = mon.read_int(tss.base + at, 2) if at + 1 <= tss.limit else None
-    except GuestException:
+        at = mon.read_int(tss.base + 0x66, 2, system=True) + port // 8
+        bits = mon.read_int(tss.base + at, 2, system=True) if at + 1 <= tss.limit else None
+    except BusError:
         bits = None
     if bits is None:
         raise GuestException(GP, f"{why}, port {port:#x} past the I/O permission bit map",
@@ -220,8 +225,8 @@ def _tss_read(mon: Monitor, tss: Tss | None, offset: int, size: int, what: str, 
         raise GuestException(TS, f"{what}: offset {offset:#x} is past the TSS limit "
                                  f"{tss.limit:#x}", error_code=(tss.selector & ~3) | ext)
     try:
-        return mon.read_int(tss.base + offset, size)
-    except GuestException as e:
+        return mon.read_int(tss.base + offset, size, system=True)
+    except BusError as e:  # (a page fault goes on as it is)
         raise GuestException(TS, f"{what}: {e.detail}",
                              error_code=(tss.selector & ~3) | ext) from None
 

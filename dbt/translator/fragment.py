@@ -57,6 +57,18 @@ class Fragment:
     sanctioned: dict[int, str] = field(default_factory=dict)
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
     valid: bool = True
+    #: (guest-linear page, guest-physical page) of each page its guest bytes are on
+    pages: tuple[tuple[int, int], ...] = ()
+
+    def physical_ranges(self) -> list[tuple[int, int]]:
+        """The guest-physical byte ranges its guest code was translated from."""
+        lo, hi = self.block.pc, self.block.end
+        out = []
+        for vpage, page in self.pages:
+            a, b = max(lo, vpage), min(hi, vpage + 4096)
+            if a < b:
+                out.append((page + a - vpage, page + b - vpage))
+        return out
 
     @property
     def tc_end(self) -> int:

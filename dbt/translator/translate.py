@@ -114,7 +114,7 @@ class Translator:
                         counted=self.exact)
         if block.fault:
             frag.ninsns, frag.counted = 0, False
-            self._site(e, frag, Site(SiteKind.FAULT, frag), jump=False)
+            self._site(e, frag, Site(SiteKind.FAULT, frag), jump=True)
             return self._done(e, frag)
         if self.exact:
             self._prologue(e, frag)

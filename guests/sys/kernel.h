@@ -71,7 +71,7 @@ static void load_idt(void) {
     __asm__ volatile("lidt %0" : : "m"(r));
 }
 
-static uword read_flags(void) {
+static inline uword read_flags(void) {
     uword f;
     __asm__ volatile("pushf\n pop %0" : "=r"(f));
     return f;

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from dbt.errors import EngineError
+
 from dbt.engines import engine_names, run_guest
 from dbt.loader import Arch, Image, Segment, load
 from dbt.monitor.exits import RunResult
@@ -156,7 +158,13 @@ def test_memory_modes_agree(path):
     must be invisible to the guest: same serial, count, registers and memory, under every
     engine (a TLB fill that mapped a page wrongly, or left a code page writable without the
     SMC check, would show here)."""
+    pages = "mmu: both" in path.read_text()
     for engine in ENGINES:
+        if pages and engine == "bt":
+            # bt pages only in shadow mode, which needs the monitor's TLB
+            with pytest.raises(EngineError, match="needs the monitor's TLB"):
+                run(path.name, engine, "default")
+            continue
         fast, default = run(path.name, engine, "fast"), run(path.name, engine, "default")
         assert outcome(fast) == outcome(default), engine
         assert fast.stats["memory"] == "fast" and default.stats["memory"] == "default"
