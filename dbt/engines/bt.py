@@ -37,9 +37,9 @@ from dbt.monitor.monitor import BusError, GuestException, Monitor
 from dbt.monitor.pagefault import fault_detail, inject
 from dbt.monitor.paging import FETCH
 from dbt.monitor.privilege import popf_mask
-from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
+from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
 from dbt.translator.translate import Translator
