@@ -31,9 +31,10 @@ TABLE_ENTRIES = 1 << 16  # indexed by the low 16 bits of the guest pc
 #: the slow path (60 ns instead of 2.5 ns per block in a measured loop).
 VCPU_SLOTS_AT = 0x5B000
 
-#: slots of the vCPU area, 8 bytes each (rem, vif, viopl adjacent: read together by callouts)
+#: slots of the vCPU area, 8 bytes each (rem, vif, viopl adjacent: read together by callouts);
+#: vmask: the bits of IF and IOPL the guest's CPL lets it change (0: cli/sti fault)
 SLOTS = ("save_c", "save_d", "jump_slot", "rem", "vif", "viopl", "tmp", "save_sp", "target",
-         "hits", "pending", "rep_c")
+         "hits", "pending", "rep_c", "vmask")
 
 
 @dataclass(frozen=True)

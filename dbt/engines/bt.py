@@ -36,9 +36,10 @@ from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
 from dbt.monitor.monitor import BusError, GuestException, Monitor
 from dbt.monitor.pagefault import fault_detail, inject
 from dbt.monitor.paging import FETCH
-from dbt.scanner.decoder import MAX_INSN_LEN
+from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
+from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
 from dbt.translator.translate import Translator
@@ -74,6 +75,7 @@ class Bt:
         self.misses = 0
         self.translate_seconds = 0.0
         self._vflags = 0  # virtual IF/IOPL as last read from the vCPU area
+        self._vmask = popf_mask(0, 0)  # what the vmask slot holds (see Translator._inline)
         self.base = 0  # instructions counted before the current chunk
         self.chunk = 0
         self.extra = 0  # instructions the monitor counted itself (rep callout iterations)
@@ -102,6 +104,7 @@ class Bt:
         mon.on_mapping_change = self._remapped
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
+        self._write_slot("vmask", self._vmask)
         self._write_slot("hits", 0)
         self._set_count(0)
         self.rep_scratch = None  # (host address, insn) of the rep _rep_to_budget runs alone
@@ -146,10 +149,15 @@ class Bt:
         return rem
 
     def _sync_out(self) -> None:
-        v = self.mon.vcpu.eflags_virtual
+        vcpu = self.mon.vcpu
+        v = vcpu.eflags_virtual
         if v != self._vflags:
             self.mon.uc.mem_write(self.layout.slot_phys("vif"),
                                   struct.pack("<qq", v & 0x200, v & 0x3000))
+        mask = popf_mask(vcpu.cpl, vcpu.iopl)
+        if mask != self._vmask:  # the CPL or (outside ring 0) IOPL changed
+            self._vmask = mask
+            self._write_slot("vmask", mask)
 
     # --- the run loop -----------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -402,9 +410,9 @@ class Bt:
         target = insn.next if next_pc is None else next_pc
         if target == insn.next and self.cache.epoch == epoch:
             return site.resume
-        if self.cache.epoch != epoch:  # the handler wrote over translated code
-            return self._enter_fresh(target, before + 1)
-        return self._enter(target)
+        # the handler wrote over translated code, or went elsewhere (the prologue
+        # counted the rest of the block, should the callout not have ended it)
+        return self._enter_fresh(target, before + 1)
 
     def _enter_fresh(self, pc: int, icount: int) -> int:
         """Go on at ``pc`` with the count restarted (the current fragment may be stale)."""

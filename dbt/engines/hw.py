@@ -3,7 +3,19 @@
 The guest owns the unicorn CPU and runs unmodified, its privileged state
 included. The monitor sees only exits: port I/O and CPUID (instruction hooks),
 ``hlt`` (emu_start returns), exceptions (the interrupt hook), accesses outside
-guest RAM. There is never a per-instruction hook of dbt's own.
+guest RAM, and ``syscall``/``sysenter``, which unicorn 2.1.4 does not run
+itself (its helpers only call instruction hooks): the hook stops the run and the
+monitor performs them (:mod:`dbt.monitor.fastcalls`). There is never a
+per-instruction hook of dbt's own.
+
+Port I/O at CPL > IOPL: unicorn 2.1.4 checks neither IOPL nor the TSS's I/O
+permission bit map, so the I/O hooks do (:func:`dbt.monitor.privilege.check_io`).
+A denied access stops the run; the monitor puts back the CPU state saved in the
+hook (and the bytes an ``ins`` stored) and delivers #GP(0) at the instruction.
+Known gap: in the free clock unicorn stops only at the end of the translation
+block, so the block's later instructions have run by then; their register
+effects are undone with the rest, their stores to memory are not (their port
+I/O is dropped).
 
 Counting (DESIGN §3): in the ``exact`` clock, ``emu_start(count=budget)`` makes
 unicorn count instructions in C; the monitor reads that counter after each
@@ -20,9 +32,9 @@ from unicorn import x86_const as U
 
 from dbt.engines import REPORTS, register
 from dbt.engines.faults import FaultWatch
-from dbt.monitor import handlers
+from dbt.monitor import handlers, privilege
 from dbt.monitor.exits import Reason, RunResult
-from dbt.monitor.monitor import Monitor
+from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.vcpu import VCpu
 from dbt.monitor.watchdog import Watchdog
 
@@ -45,10 +57,14 @@ class Hw:
         self.exits: dict[str, int] = {}
         self.stop_count: int | None = None  # unicorn's count when an out hook stopped it
         self.running = False  # inside emu_start
+        self.fastcall: int | None = None  # address of a syscall/sysenter the hook stopped at
+        self.denied = None  # (pc, GuestException, CPU context, (address, bytes) an ins stored over)
         uc = mon.uc
         uc.hook_add(C.UC_HOOK_INSN, self._on_in, None, 1, 0, U.UC_X86_INS_IN)
         uc.hook_add(C.UC_HOOK_INSN, self._on_out, None, 1, 0, U.UC_X86_INS_OUT)
         uc.hook_add(C.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, U.UC_X86_INS_CPUID)
+        for insn in (U.UC_X86_INS_SYSCALL, U.UC_X86_INS_SYSENTER):
+            uc.hook_add(C.UC_HOOK_INSN, self._on_fastcall, None, 1, 0, insn)
         if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
             mon.coverage.attach(self)
 
@@ -68,6 +84,7 @@ class Hw:
             watch.reset()
             err = None
             self.stop_count = None
+            self.fastcall = self.denied = None
             # exact: run in slices, so the monitor regains control now and then (to let
             # the TLB grow, see GuestMemory.fill) without a stop in the middle of a block;
             # and stop exactly where the next interrupt is due
@@ -88,8 +105,12 @@ class Hw:
                                              or watch.bad_address is not None) else hooks_fired
                 mon.icount += seen - (0 if watch.last_insn_retired(err) else 1)
                 watch.report(machine.pc, err)
-            elif self.stop_count is not None:  # an out ended the run or rearmed the timer
+            elif self.stop_count is not None:  # an out or a fast system call stopped it
                 mon.icount += self.stop_count
+                if self.fastcall is not None:
+                    self._fastcall(self.fastcall)
+                elif self.denied is not None:
+                    self._deny_io()
             elif exact and hooks_fired > step:
                 mon.icount += step
                 if step == remaining:
@@ -112,10 +133,49 @@ class Hw:
 
     def _on_in(self, uc, port: int, size: int, _ud) -> int:
         self._exit("io")
+        if self._io_denied(uc, port, size, "in"):
+            return 0
         return self.mon.io_in(port, size)
+
+    def _io_denied(self, uc, port: int, size: int, what: str) -> bool:
+        """Check the guest's I/O permission in an I/O hook (unicorn's pc is at the
+        instruction); on a denial, save what is needed to undo it and stop."""
+        mon = self.mon
+        if self.denied is not None:
+            return True  # (free clock: the rest of the block runs on, its I/O dropped)
+        if mon.cpl() <= privilege.iopl(mon):
+            return False
+        try:
+            privilege.check_io(mon, port, size, what)
+            return False
+        except GuestException as e:
+            pc = uc.reg_read(mon.machine.pc_reg)
+            stored = None
+            code = mon.peek(pc, 16).lstrip(bytes(range(0x40, 0x50)) + b"\x66\x67\xf2\xf3")
+            if code[:1] in (b"\x6c", b"\x6d"):  # ins stores the value it reads at [rdi]
+                rdi = mon.reg("rdi" if mon.bits == 64 else "edi")
+                phys = mon.translate(rdi, 0, update=False)
+                stored = (phys, mon.machine.fetch(phys, size)) if phys >= 0 else None
+            self.denied = (pc, e, uc.context_save(), stored)
+        self.stop_count = mon.machine.executed_count() if self.exact else 0
+        uc.emu_stop()
+        return True
+
+    def _deny_io(self) -> None:
+        """Undo the port access the hook refused and raise #GP(0) at it (not retired)."""
+        mon = self.mon
+        pc, e, context, stored = self.denied
+        mon.uc.context_restore(context)
+        if stored is not None:
+            mon.uc.mem_write(*stored)
+        if self.exact:
+            mon.icount -= 1
+        mon.resume_at(mon.exception(e.vector, pc, e.detail, e.error_code, e.address))
 
     def _on_out(self, uc, port: int, size: int, value: int, _ud) -> None:
         self._exit("io")
+        if self._io_denied(uc, port, size, "out"):
+            return
         mon = self.mon
         event = mon.event_at
         mon.io_out(port, size, value)
@@ -129,6 +189,23 @@ class Hw:
         self._exit("cpuid")
         handlers.cpuid(self.mon, None)
         return True  # skip unicorn's own CPUID
+
+    def _on_fastcall(self, uc, _ud) -> None:
+        # unicorn has put the pc back at the instruction; it steps over it after this
+        self._exit("fastcall")
+        self.fastcall = uc.reg_read(self.mon.machine.pc_reg)
+        self.stop_count = self.mon.machine.executed_count() if self.exact else 0
+        uc.emu_stop()
+
+    def _fastcall(self, pc: int) -> None:
+        """Perform the syscall/sysenter at ``pc`` (counted as retired) on the guest's CPU."""
+        mon = self.mon
+        insn = mon.decoder.decode(pc, mon.peek(pc, 16), detail=True)
+        try:
+            mon.machine.pc = handlers.handler_for(insn)(mon, insn)
+        except GuestException as e:  # a fault: it did not retire
+            mon.icount -= 1
+            mon.resume_at(mon.exception(e.vector, pc, e.detail, e.error_code, e.address))
 
     def run(self) -> RunResult:
         mon = self.mon

@@ -18,7 +18,7 @@ def _sig(text: str) -> tuple[int, int, int]:
 _VENDOR = _sig("GenuineIntel")
 _HV = _sig("dbtdbtdbtdbt")
 
-# Leaf 1 EDX: FPU TSC MSR CX8 SEP? no - PSE PAE CMOV PGE PAT CLFSH MMX FXSR SSE SSE2
+# Leaf 1 EDX: FPU PSE TSC MSR PAE CX8 SEP (sysenter) PGE CMOV PAT CLFSH MMX FXSR SSE SSE2
 _EDX1 = ((1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13)
          | (1 << 15) | (1 << 16) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26))
 # Leaf 1 ECX: SSE3 PCLMULQDQ SSSE3 CX16 SSE4.1 SSE4.2 MOVBE POPCNT, hypervisor present

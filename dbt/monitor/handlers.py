@@ -10,9 +10,16 @@ Behaviour follows the Intel SDM Vol. 2 instruction pages; where unicorn (QEMU)
 resolves an SDM "undefined" case, the handler does the same, so that ``hw``
 (where unicorn runs the instruction itself) and the monitor agree.
 
-Not emulated yet (the guest gets a ``fault`` naming the instruction): task
-switches, call gates, privilege-changing far transfers and ``iret``,
-``syscall``/``sysret``/``sysenter``/``sysexit``/``swapgs``, VMX/SVM/SGX.
+Privilege: every handler checks the guest's CPL (the virtual CPU's under
+``interp`` and ``bt``, whose real CPU stays at ring 0): a privileged instruction
+at CPL > 0 raises #GP(0), the IOPL-sensitive ones (``cli``, ``sti``, port I/O)
+compare CPL with IOPL, and ``popf``/``iret`` keep IF and IOPL where the CPL does
+not allow changing them. Ring transitions (``iret``/``retf`` to an outer ring)
+are in :mod:`dbt.monitor.privilege`; ``sysenter``/``sysexit``,
+``syscall``/``sysret`` and ``swapgs`` in :mod:`dbt.monitor.fastcalls`.
+
+Not emulated yet (the guest gets a #GP or #UD naming the instruction): task
+switches, call gates, far jumps and calls that change privilege, VMX/SVM/SGX.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from unicorn import UcError
 from unicorn import x86_const as U
 
 from dbt.monitor import cpuid as cpuid_model
+from dbt.monitor import privilege
 from dbt.monitor.machine import CR0_TS, EFER_MSR
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.scanner import Insn
@@ -33,9 +41,10 @@ HANDLERS: dict[str, Handler] = {}
 _UD, _GP = 6, 13
 FLAG_DF = 1 << 10
 FLAG_ZF = 1 << 6
-# EFLAGS bits popf may change at CPL 0 besides the arithmetic ones (SDM Vol. 2B, POPF)
-_ARITH = 0x8D5 | FLAG_DF  # CF PF AF ZF SF OF, DF
-_POPF_CPL0 = (1 << 8) | (1 << 14) | (1 << 18) | (1 << 21) | (1 << 9) | (3 << 12)  # TF NT AC ID IF IOPL
+# EFLAGS bits popf may change at any CPL besides the arithmetic ones (SDM Vol. 2B, POPF);
+# IF and IOPL depend on CPL and IOPL (privilege.popf_mask)
+_ARITH = privilege.ARITH  # CF PF AF ZF SF OF, DF
+_POPF_ANY = privilege.IRET_ALWAYS  # TF NT AC ID
 
 
 def handles(*names: str):
@@ -79,8 +88,7 @@ def popf(mon: Monitor, insn: Insn):
     size = _opsize(insn, 8 if mon.bits == 64 else 4)
     value = mon.pop(size)
     vcpu = mon.vcpu
-    mask = _POPF_CPL0 if vcpu.cpl == 0 else (1 << 8) | (1 << 14) | (1 << 18) | (1 << 21) | (
-        (1 << 9) if vcpu.cpl <= vcpu.iopl else 0)
+    mask = _POPF_ANY | privilege.popf_mask(vcpu.cpl, vcpu.iopl)
     if size == 2:
         mask &= 0xFFFF
     old = mon.guest_eflags()
@@ -89,23 +97,18 @@ def popf(mon: Monitor, insn: Insn):
 
 
 # --- port I/O (SDM Vol. 1 §19, Vol. 2A IN/INS, Vol. 2B OUT/OUTS) --------------------------------
-def _check_io(mon: Monitor, insn: Insn) -> None:
-    if mon.vcpu.cpl > mon.vcpu.iopl:  # no I/O permission bitmap yet
-        raise GuestException(_GP, f"{insn.mnemonic} at CPL {mon.vcpu.cpl} > IOPL", error_code=0)
-
-
 @handles("in")
 def in_(mon: Monitor, insn: Insn):
-    _check_io(mon, insn)
     dst, src = insn.operands
     port = mon.read_operand(insn, 1) & 0xFFFF
+    privilege.check_io(mon, port, dst.size, insn.mnemonic)
     mon.write_operand(insn, 0, mon.io_in(port, dst.size))
 
 
 @handles("out")
 def out(mon: Monitor, insn: Insn):
-    _check_io(mon, insn)
     port = mon.read_operand(insn, 0) & 0xFFFF
+    privilege.check_io(mon, port, insn.operands[1].size, insn.mnemonic)
     mon.io_out(port, insn.operands[1].size, mon.read_operand(insn, 1))
 
 
@@ -130,8 +133,8 @@ def _string_step(mon: Monitor, insn: Insn, body: Callable[[int], None]) -> int |
 
 @handles("insb", "insw", "insd")
 def ins(mon: Monitor, insn: Insn):
-    _check_io(mon, insn)
     size = insn.operands[0].size
+    privilege.check_io(mon, mon.reg("dx"), size, insn.mnemonic)
     di = "rdi" if mon.bits == 64 else "edi"
 
     def body(step: int) -> None:
@@ -143,8 +146,8 @@ def ins(mon: Monitor, insn: Insn):
 
 @handles("outsb", "outsw", "outsd")
 def outs(mon: Monitor, insn: Insn):
-    _check_io(mon, insn)
     size = insn.operands[1].size
+    privilege.check_io(mon, mon.reg("dx"), size, insn.mnemonic)
     si = "rsi" if mon.bits == 64 else "esi"
 
     def body(step: int) -> None:
@@ -181,8 +184,15 @@ def _set32(mon: Monitor, name: str, value: int) -> None:
     mon.set_reg("r" + name[1:] if mon.bits == 64 else name, value & 0xFFFFFFFF)
 
 
+def _check_tsd(mon: Monitor, insn: Insn) -> None:
+    if mon.vcpu.cr4 & (1 << 2) and mon.vcpu.cpl != 0:  # CR4.TSD
+        raise GuestException(_GP, f"{insn.mnemonic} at CPL {mon.vcpu.cpl} with CR4.TSD set",
+                             error_code=0)
+
+
 @handles("rdtsc")
 def rdtsc(mon: Monitor, insn: Insn):
+    _check_tsd(mon, insn)
     tsc = mon.virtual_tsc()
     _set32(mon, "eax", tsc)
     _set32(mon, "edx", tsc >> 32)
@@ -307,7 +317,27 @@ def lldt(mon: Monitor, insn: Insn):
     if insn.name == "lldt":
         mon.vcpu.ldtr = sel
     else:
-        mon.vcpu.tr = sel
+        _ltr(mon, sel)
+
+
+def _ltr(mon: Monitor, sel: int) -> None:
+    """Load TR with an available TSS and mark it busy in the GDT (SDM Vol. 2A, LTR). A null
+    selector loads an unusable TR, as QEMU does (the SDM says #GP(0))."""
+    if sel & ~3:
+        desc = mon.descriptor(sel)
+        kind = (desc >> 40) & 0x1F  # S and type
+        if kind not in (privilege.TSS_16, privilege.TSS_32):
+            raise GuestException(_GP, f"ltr {sel:#x}: not an available TSS (type {kind:#x})",
+                                 error_code=sel & ~3)
+        if not privilege.present(desc):
+            raise GuestException(11, f"ltr {sel:#x}: TSS not present", error_code=sel & ~3)
+        _, base, gdt_limit, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
+        if mon.bits == 64 and ((sel & ~7) + 15 > gdt_limit
+                               or mon.read_int(base + (sel & ~7) + 13, 1, system=True) & 0xF):
+            raise GuestException(_GP, f"ltr {sel:#x}: not a 16-byte 64-bit TSS descriptor",
+                                 error_code=sel & ~3)
+        mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 2, system=True)  # busy
+    mon.vcpu.tr = sel
 
 
 # --- segments (SDM Vol. 3A §3.4, Vol. 2B MOV, PUSH, POP; LAR, LSL, VERR/VERW) --------------------
@@ -318,22 +348,36 @@ _UC_SEG = {"cs": U.UC_X86_REG_CS, "ds": U.UC_X86_REG_DS, "es": U.UC_X86_REG_ES,
 
 
 def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
+    """A data or stack segment load, with the checks of SDM Vol. 2B MOV (in unicorn's order)."""
     if seg == "cs":
         raise GuestException(_UD, "mov to cs")
+    cpl = mon.vcpu.cpl
     null = sel & ~3 == 0
-    if null and (seg == "ss" and mon.bits == 32):
+    if null and seg == "ss" and (mon.bits == 32 or cpl == 3):
         raise GuestException(_GP, "null selector loaded into ss", error_code=0)
     if not null:
         desc = mon.descriptor(sel)
-        if desc is None:
-            raise GuestException(_GP, f"selector {sel:#x} outside the GDT", error_code=sel & ~3)
-        if not desc & (1 << 47):
+        if desc is None or not desc & (1 << 44):
+            raise GuestException(_GP, f"selector {sel:#x} is outside the GDT or names a system "
+                                      "segment", error_code=sel & ~3)
+        rpl, dpl = sel & 3, privilege.dpl(desc)
+        if seg == "ss":
+            bad = not privilege.is_writable_data(desc) or rpl != cpl or dpl != cpl
+        else:
+            bad = not privilege.is_readable(desc) or (
+                not privilege.is_conforming_code(desc) and (dpl < cpl or dpl < rpl))
+        if bad:
+            raise GuestException(_GP, f"{seg} cannot be loaded with {sel:#x} at CPL {cpl}",
+                                 error_code=sel & ~3)
+        if not privilege.present(desc):
             raise GuestException(12 if seg == "ss" else 11, f"segment {sel:#x} not present",
                                  error_code=sel & ~3)
-    try:
-        mon.uc.reg_write(_UC_SEG[seg], sel)
-    except UcError:
-        raise GuestException(_GP, f"cannot load {seg} with {sel:#x}", error_code=sel & ~3) from None
+    if seg != "ss" or cpl == 0:  # the real CPU stays at ring 0: see dbt.monitor.privilege
+        try:
+            mon.uc.reg_write(_UC_SEG[seg], sel)
+        except UcError:
+            raise GuestException(_GP, f"cannot load {seg} with {sel:#x}",
+                                 error_code=sel & ~3) from None
     setattr(mon.vcpu, seg, sel)
     if not null and not desc & _ACCESSED:
         # the CPU marks the descriptor accessed (SDM Vol. 3A §3.4.5.1); unicorn's
@@ -364,6 +408,9 @@ def lar(mon: Monitor, insn: Insn):
     sel = mon.read_operand(insn, src) & 0xFFFF
     desc = mon.descriptor(sel)
     ok = desc is not None and bool(desc & (1 << 47))
+    if ok and desc & (1 << 44) and not privilege.is_conforming_code(desc):
+        # a segment more privileged than CPL or RPL is not visible (SDM Vol. 3A §5.10.1)
+        ok = privilege.dpl(desc) >= max(mon.vcpu.cpl, sel & 3)
     eflags = mon.guest_eflags() & ~FLAG_ZF
     if ok:
         eflags |= FLAG_ZF
@@ -414,13 +461,8 @@ def _load_cs(mon: Monitor, sel: int) -> None:
 @handles("retf", "retfq")
 def retf(mon: Monitor, insn: Insn):
     size = 8 if insn.name == "retfq" else _opsize(insn, 4)
-    off = mon.pop(size)
-    sel = mon.pop(size) & 0xFFFF
-    if insn.operands:
-        sp = mon.uc.reg_read(mon.machine.sp_reg)
-        mon.uc.reg_write(mon.machine.sp_reg, (sp + insn.operands[0].imm) & mon.mask)
-    _load_cs(mon, sel)
-    return off
+    release = insn.operands[0].imm & 0xFFFF if insn.operands else 0
+    return privilege.far_return(mon, size, iret=False, release=release)
 
 
 @handles("int", "int3", "into", "int1")
@@ -439,20 +481,7 @@ def int_n(mon: Monitor, insn: Insn):
 def iret(mon: Monitor, insn: Insn):
     size = 8 if insn.name == "iretq" else (2 if insn.name == "iret" and 0x66 in insn.prefixes
                                            else 4)
-    ip = mon.pop(size)
-    sel = mon.pop(size) & 0xFFFF
-    flags = mon.pop(size)
-    if mon.bits == 64:
-        sp, ss = mon.pop(8), mon.pop(8) & 0xFFFF
-    if sel != mon.vcpu.cs:
-        _load_cs(mon, sel)
-    old = mon.guest_eflags()
-    mask = _POPF_CPL0 | _ARITH
-    mon.set_guest_eflags((old & ~mask) | (flags & mask))
-    if mon.bits == 64:
-        mon.uc.reg_write(mon.machine.sp_reg, sp)
-        mon.vcpu.ss = ss
-    return ip
+    return privilege.far_return(mon, size, iret=True)
 
 
 # --- caches, TLB, MSRs, extended state ------------------------------------------------------
@@ -523,3 +552,6 @@ def unsupported(mon: Monitor, insn: Insn):
 
 def handler_for(insn: Insn) -> Handler:
     return HANDLERS.get(insn.name, unsupported)
+
+
+from dbt.monitor import fastcalls  # noqa: F401  (registers its handlers)

@@ -9,14 +9,19 @@ VT-x event injection (SDM Vol. 3A §6.12 "Exception and interrupt handling",
    16-byte gates in long mode); a vector past the IDT limit, a gate of the
    wrong type or a bad code-segment selector raises #GP with the IDT error code
    ``vector*8 + 2 + EXT``; a non-present gate raises #NP with that code; a
-   software ``int n`` through a gate whose DPL is below the CPL raises #GP;
-2. push the frame on the current stack (a privilege change to a more
-   privileged ring is not emulated yet and ends the run): EFLAGS, CS, EIP and
-   the error code for the vectors that have one; in long mode always SS:RSP
-   as well, RSP first aligned down to 16 bytes, or switched to an IST stack
-   named by the gate;
-3. clear TF, NT and RF, and IF for an interrupt gate (not for a trap gate);
-   load CS:EIP from the gate.
+   software ``int n`` through a gate whose DPL is below the CPL raises #GP (any
+   fault while delivering an ``int n`` is a fault of that instruction: it does
+   not retire, and the pc saved is its own);
+2. from an outer ring to a more privileged handler (CPL 3 to ring 0), switch
+   to that ring's stack from the TSS (§6.12.1): SS:ESP from the 32-bit TSS
+   (#TS for a selector that cannot be that stack, #SS for one not present),
+   RSP0-2 from the 64-bit TSS with SS a null selector; the old SS:ESP is
+   pushed first (:mod:`dbt.monitor.privilege`);
+3. push the frame: EFLAGS, CS, EIP and the error code for the vectors that have
+   one; in long mode always SS:RSP as well, RSP first aligned down to 16 bytes,
+   or switched to an IST stack named by the gate;
+4. clear TF, NT and RF, and IF for an interrupt gate (not for a trap gate);
+   load CS:EIP from the gate, CS with the handler's privilege level as RPL.
 
 A fault while delivering is combined with the one being delivered by the rules
 of SDM Vol. 3A Table 6-5: two contributory faults, or a page fault followed by
@@ -31,6 +36,7 @@ import struct
 
 from unicorn import x86_const as U
 
+from dbt.monitor import privilege
 from dbt.monitor.monitor import BusError, GuestException, Monitor
 
 DF, NP, GP, PF = 8, 11, 13, 14
@@ -56,7 +62,7 @@ class TripleFault(Exception):
 
 
 class NotEmulated(Exception):
-    """Delivery needs something the monitor does not do yet (task gates, ring changes)."""
+    """Delivery needs something the monitor does not do yet (task gates)."""
 
 
 def combine(first: int, second: int) -> int | None:
@@ -81,6 +87,9 @@ def deliver(mon: Monitor, vector: int, saved_pc: int, error_code: int | None,
         except BusError as e:
             raise NotEmulated(f"delivering vector {vector:#x}: {e.detail}") from None
         except GuestException as e:  # a fault while delivering
+            if soft:  # the int instruction faults (a gate it may not use ...): not retired
+                saved_pc = soft_int_start(mon.peek, saved_pc, vector)
+                mon.icount -= 1
             nxt = combine(vector, e.vector)
             if nxt is None:
                 raise TripleFault(f"{e.detail} while delivering a double fault") from None
@@ -117,17 +126,27 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
     offset = (lo & 0xFFFF) | (hi & 0xFFFF0000)
     if long_mode:
         offset |= struct.unpack_from("<I", gate, 8)[0] << 32
-    _check_code_segment(mon, selector, cpl, long_mode, vector, 0 if soft else 1)
+    ext = 0 if soft else 1
+    new_cpl = _check_code_segment(mon, selector, cpl, long_mode, vector, ext)
 
     eflags = mon.guest_eflags()
     sp_reg = mon.machine.sp_reg
     sp = mon.uc.reg_read(sp_reg)
     word = 8 if long_mode else 4
-    frame = [eflags, mon.uc.reg_read(U.UC_X86_REG_CS), saved_pc]
-    if long_mode:
-        ist = hi & 7  # the gate's IST field
-        frame = [mon.uc.reg_read(U.UC_X86_REG_SS), sp] + frame
-        sp = (_ist_stack(mon, ist) if ist else sp) & ~0xF
+    old_cs, old_ss = privilege.selector(mon, "cs"), privilege.selector(mon, "ss")
+    frame = [eflags, old_cs, saved_pc]
+    new_ss = None  # None: the stack segment stays
+    if new_cpl < cpl or long_mode:
+        frame = [old_ss, sp] + frame
+    ist = hi & 7 if long_mode else 0  # the gate's IST field
+    if new_cpl < cpl and not long_mode:
+        new_ss, sp = privilege.inner_stack(mon, new_cpl, ext)
+    elif long_mode:
+        if new_cpl < cpl:
+            new_ss = new_cpl  # a null selector whose RPL is the new CPL
+        if new_cpl < cpl or ist:
+            sp = privilege.inner_rsp(mon, new_cpl, ist, ext)
+        sp &= ~0xF
     if vector in HAS_ERROR_CODE and not soft and not external:
         frame.append(error_code or 0)
     data = b"".join(struct.pack("<Q" if long_mode else "<I", v & mon.mask) for v in reversed(frame))
@@ -136,12 +155,15 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
         mon.write_mem(sp, data, system=True)
     except BusError as e:  # no memory behind the stack (a page fault goes on as it is)
         raise GuestException(12, f"pushing the exception frame at {sp:#x}: {e.detail}",
-                             error_code=0) from None
+                             error_code=0 if new_ss is None else (new_ss & ~3) | ext) from None
     mon.uc.reg_write(sp_reg, sp)
     cleared = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM | (FLAG_IF if kind == INTERRUPT_GATE else 0)
     mon.set_guest_eflags(eflags & ~cleared)
-    if selector != mon.uc.reg_read(U.UC_X86_REG_CS):
-        mon.load_cs(selector)
+    new_cs = (selector & ~3) | new_cpl
+    if new_ss is not None:
+        privilege.enter(mon, new_cs, new_ss)
+    elif new_cs != old_cs:
+        mon.load_cs(new_cs)
     return offset & mon.mask
 
 
@@ -154,7 +176,8 @@ def _read(mon: Monitor, addr: int, n: int, error_code: int) -> bytes:
 
 
 def _check_code_segment(mon: Monitor, selector: int, cpl: int, long_mode: bool,
-                        vector: int, ext: int) -> None:
+                        vector: int, ext: int) -> int:
+    """Check the gate's code segment; returns the handler's privilege level."""
     desc = mon.descriptor(selector)
     if desc is None:
         raise GuestException(GP, f"IDT entry {vector:#x}: selector {selector:#x} is outside "
@@ -170,14 +193,4 @@ def _check_code_segment(mon: Monitor, selector: int, cpl: int, long_mode: bool,
     if dpl > cpl:
         raise GuestException(GP, f"IDT entry {vector:#x}: code segment DPL {dpl} above CPL "
                                  f"{cpl}", error_code=(selector & ~3) | ext)
-    if dpl < cpl:
-        raise NotEmulated(f"vector {vector:#x} from CPL {cpl} to a ring-{dpl} handler "
-                          "(a stack switch from the TSS is not emulated yet)")
-
-
-def _ist_stack(mon: Monitor, ist: int) -> int:
-    """The stack pointer of interrupt stack table entry ``ist`` in the 64-bit TSS."""
-    base = mon.tss_base()
-    if base is None:
-        raise GuestException(10, "IST stack with no task register loaded", error_code=0)
-    return mon.read_int(base + 0x24 + 8 * (ist - 1), 8, system=True)
+    return cpl if privilege.is_conforming_code(desc) else dpl

@@ -17,9 +17,9 @@ null selectors and empty GDTR/IDTR (a loader promises no GDT), CPL 0, IF=0,
 EFLAGS=0x2, CR0 = PE|MP|ET, CR4 = OSFXSR|OSXMMEXCPT (SSE usable), ESP/RSP at the
 top of guest RAM. 64-bit adds a real long mode (unicorn's own 64-bit start state
 has paging off, which no CPU can be in): CR4.PAE, EFER.LME|LMA, CR0.PG and CR3
-pointing at identity page tables (2 MiB pages) that map exactly guest RAM; they
-live in monitor memory, so the guest cannot see or change them unless it loads a
-CR3 of its own.
+pointing at identity page tables (2 MiB pages, user-accessible) that map exactly
+guest RAM; they live in monitor memory, so the guest cannot see or change them
+unless it loads a CR3 of its own.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ PT_BASE = MONITOR_BASE  # 64-bit boot page tables: PML4, PDPT, then one PD per G
 PT_SIZE = 0x10000
 HIGH_ALIAS = 0xFFFF_FFFF_0000_0000  # 64-bit: monitor memory seen at HIGH_ALIAS | physical
 _PTE = 0x1 | 0x2 | 0x20 | 0x40  # present, writable, accessed, dirty (the walker never writes)
+_USER = 0x4  # guest RAM is user-accessible (a guest may run ring-3 code on these tables)
 
 
 def monitor_va(bits: int, phys: int) -> int:
@@ -141,10 +142,11 @@ class Machine:
         gib = (self.ram_size + (1 << 30) - 1) >> 30
         self._pt_high = PT_BASE + (2 + gib) * PAGE  # high PDPT; high PD follows
         pml4 = bytearray(PAGE)
-        struct.pack_into("<Q", pml4, 0, (PT_BASE + PAGE) | _PTE)
+        struct.pack_into("<Q", pml4, 0, (PT_BASE + PAGE) | _PTE | _USER)
         struct.pack_into("<Q", pml4, 511 * 8, self._pt_high | _PTE)
-        pdpt = b"".join(struct.pack("<Q", (PT_BASE + (2 + i) * PAGE) | _PTE) for i in range(gib))
-        pds = b"".join(struct.pack("<Q", addr | _PTE | 0x80)  # 2 MiB page
+        pdpt = b"".join(struct.pack("<Q", (PT_BASE + (2 + i) * PAGE) | _PTE | _USER)
+                        for i in range(gib))
+        pds = b"".join(struct.pack("<Q", addr | _PTE | _USER | 0x80)  # 2 MiB page
                        for addr in range(0, self.ram_size, 2 << 20))
         high_pdpt = bytearray(PAGE)
         struct.pack_into("<Q", high_pdpt, ((HIGH_ALIAS | MONITOR_BASE) >> 30 & 511) * 8,

@@ -157,13 +157,9 @@ class Monitor:
         if self.coverage is not None and not (soft or external):  # it did not retire
             self.coverage.faulted(pc)
         if from_cpu:
-            if self._cpustate is None:
-                from dbt.monitor.cpustate import CpuState
-
-                self._cpustate = CpuState(self.uc)
             if vector in interrupts.HAS_ERROR_CODE and not soft:
-                error_code = self._cpustate.error_code()
-            self._cpustate.forget_exception()
+                error_code = self.cpu_state().error_code()
+            self.cpu_state().forget_exception()
             if vector == 14 and address is not None:  # the CPU's CR2 is the virtual CPU's too
                 self.set_cr2(address)
         _, idt_base, idt_limit, _ = self.uc.reg_read(U.UC_X86_REG_IDTR)
@@ -194,6 +190,14 @@ class Monitor:
         self.exceptions[name] = self.exceptions.get(name, 0) + 1
         self._loop_pc = handler
         return handler
+
+    def cpu_state(self):
+        """unicorn's hidden CPU state (:class:`dbt.monitor.cpustate.CpuState`), made on first use."""
+        if self._cpustate is None:
+            from dbt.monitor.cpustate import CpuState
+
+            self._cpustate = CpuState(self.uc)
+        return self._cpustate
 
     def resume_at(self, handler: int | None) -> None:
         """Set the pc to a handler that exception() or poll_interrupts() returned (outside

@@ -38,7 +38,8 @@ PAGE_SIZE = 4096
 #: instructions that open an interrupt window.
 ENDS_BLOCK = frozenset({
     "hlt", "int", "int1", "int3", "into", "iret", "iretd", "iretq",
-    "ljmp", "lcall", "retf", "retfq", "syscall", "sysenter", "sysexit", "sysret",
+    "ljmp", "lcall", "retf", "retfq", "syscall", "sysenter", "sysexit", "sysexitq", "sysret",
+    "sysretq",
     "popf", "popfd", "popfq", "sti", "lmsw", "clts", "wrmsr", "invlpg", "lidt", "lgdt",
     "ltr", "lldt", "rsm", "ud2", "ud0", "ud1", "mwait",
 })

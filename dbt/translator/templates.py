@@ -42,6 +42,9 @@ TEXT = {
     "restore_cd": ("mov ecx, dword ptr [{save_c}]; mov edx, dword ptr [{save_d}]",
                    "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
     "jump_slot": ("jmp dword ptr [{jump_slot}]", "jmp qword ptr [{jump_slot}]"),
+    # cli, sti: only where the monitor's vmask allows IF to change (CPL <= IOPL); ecx
+    # is zero when it does not and the instruction goes to its callout (a #GP)
+    "vmask": ("mov ecx, dword ptr [{vmask}]", "mov rcx, qword ptr [{vmask}]"),
     "cli": ("mov dword ptr [{vif}], 0", "mov qword ptr [{vif}], 0"),
     "sti": ("mov dword ptr [{vif}], 0x200", "mov qword ptr [{vif}], 0x200"),
     # pushf: the real IF and IOPL are always 0 under bt, so adding the virtual
@@ -55,18 +58,23 @@ TEXT = {
         "mov rcx, qword ptr [rsp]; mov rdx, qword ptr [{vif}]; lea rcx, [rcx + rdx];"
         "mov rdx, qword ptr [{viopl}]; lea rcx, [rcx + rdx]; mov qword ptr [rsp], rcx;"
         "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
-    # popf at CPL 0: IF and IOPL go to the vCPU, the rest to the real flags,
-    # loaded by a popfd from the vCPU area (the guest stack is never written)
+    # popf: IF and IOPL go to the vCPU where vmask lets them change (v ^= (new ^ v) &
+    # vmask), the rest to the real flags, loaded by a popfd from the vCPU area (the
+    # guest stack is never written)
     "popf": (
-        "mov dword ptr [{save_c}], ecx; mov ecx, dword ptr [esp]; and ecx, 0x200;"
-        "mov dword ptr [{vif}], ecx; mov ecx, dword ptr [esp]; and ecx, 0x3000;"
-        "mov dword ptr [{viopl}], ecx; mov ecx, dword ptr [esp]; and ecx, 0xffffcdff;"
+        "mov dword ptr [{save_c}], ecx; mov ecx, dword ptr [esp]; xor ecx, dword ptr [{vif}];"
+        "and ecx, dword ptr [{vmask}]; and ecx, 0x200; xor dword ptr [{vif}], ecx;"
+        "mov ecx, dword ptr [esp]; xor ecx, dword ptr [{viopl}]; and ecx, dword ptr [{vmask}];"
+        "and ecx, 0x3000; xor dword ptr [{viopl}], ecx; mov ecx, dword ptr [esp];"
+        "and ecx, 0xffffcdff;"
         "mov dword ptr [{tmp}], ecx; mov dword ptr [{save_sp}], esp; mov esp, {tmp};"
         "popfd; mov esp, dword ptr [{save_sp}]; lea esp, [esp + 4];"
         "mov ecx, dword ptr [{save_c}]",
-        "mov qword ptr [{save_c}], rcx; mov rcx, qword ptr [rsp]; and rcx, 0x200;"
-        "mov qword ptr [{vif}], rcx; mov rcx, qword ptr [rsp]; and rcx, 0x3000;"
-        "mov qword ptr [{viopl}], rcx; mov rcx, qword ptr [rsp]; and rcx, 0xffffffffffffcdff;"
+        "mov qword ptr [{save_c}], rcx; mov rcx, qword ptr [rsp]; xor rcx, qword ptr [{vif}];"
+        "and rcx, qword ptr [{vmask}]; and rcx, 0x200; xor qword ptr [{vif}], rcx;"
+        "mov rcx, qword ptr [rsp]; xor rcx, qword ptr [{viopl}]; and rcx, qword ptr [{vmask}];"
+        "and rcx, 0x3000; xor qword ptr [{viopl}], rcx; mov rcx, qword ptr [rsp];"
+        "and rcx, 0xffffffffffffcdff;"
         "mov qword ptr [{tmp}], rcx; mov qword ptr [{save_sp}], rsp; mov rsp, {tmp};"
         "popfq; mov rsp, qword ptr [{save_sp}]; lea rsp, [rsp + 8];"
         "mov rcx, qword ptr [{save_c}]"),
@@ -172,7 +180,7 @@ class Templates:
         cs = Decoder(self.bits)
         names = {n: layout.slot(n) for n in ("save_c", "save_d", "jump_slot", "rem", "vif",
                                               "viopl", "tmp", "save_sp", "target", "hits",
-                                              "rep_c")}
+                                              "rep_c", "vmask")}
         names.update(rem3=layout.slot("rem") + 3, save_c3=layout.slot("save_c") + 3,
                      save_c4=layout.slot("save_c") + 4, tmp3=layout.slot("tmp") + 3,
                      table=layout.table,

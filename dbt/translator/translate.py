@@ -5,8 +5,10 @@ Per instruction, by the ISA table's action:
 - ``ident``: the bytes are copied unchanged; in 64-bit mode a RIP-relative
   displacement is re-aimed at the same guest address from the new location.
 - ``inline``: ``cli``, ``sti``, ``pushf`` and ``popf`` become templates that work on
-  the virtual flags in the vCPU area (CPL 0, 32/64-bit operand size; other forms
-  take the callout path).
+  the virtual flags in the vCPU area (32/64-bit operand size; other forms take the
+  callout path). The monitor keeps in the vCPU area which of IF and IOPL the
+  guest's CPL lets it change: ``popf`` changes only those, and ``cli``/``sti``
+  leave for their callout (a #GP) when IF may not change.
 - ``callout``/``unsupported``: ``int3; jmp [jump_slot]`` - the monitor runs the
   instruction's handler and says where translated code goes on.
 - ``branch``: direct jumps and calls leave through exit stubs that the code
@@ -128,7 +130,7 @@ class Translator:
                     self._rep_string(e, frag, insn)
                 else:
                     self._ident(e, insn)
-            elif action is Action.INLINE and self._inline(e, frag, insn):
+            elif action is Action.INLINE and self._inline(e, frag, idx, insn):
                 pass
             elif action is Action.BRANCH and idx == last:
                 self._branch(e, frag, idx, insn)
@@ -241,8 +243,14 @@ class Translator:
         e.emit(tail)
         self.rewritten += 1
 
-    def _inline(self, e: Emitter, frag: Fragment, insn: Insn) -> bool:
-        """Emit the inline sequence for cli/sti/pushf/popf; False for forms it does not cover."""
+    def _inline(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> bool:
+        """Emit the inline sequence for cli/sti/pushf/popf; False for forms it does not cover.
+
+        cli/sti:    mov [save_c], rcx; rcx = vmask
+                    jrcxz +2; jmp short ok; jmp out      (IF may not change)
+            ok:     mov rcx, [save_c]; the template
+            out:    (cold) mov rcx, [save_c]; int3       (the callout raises #GP)
+        """
         if 0x66 in split_prefixes(insn.raw, self.bits)[0]:
             return False  # 16-bit pushf/popf: the callout handles them
         name = {"cli": "cli", "sti": "sti", "pushf": "pushf", "pushfd": "pushf", "pushfq": "pushf",
@@ -250,7 +258,17 @@ class Translator:
         if name is None:
             return False
         self.rewritten += 1
+        site = None
+        if name in ("cli", "sti"):
+            out = e.cold.here
+            e.cold.emit(self.t["restore_c"].code)
+            site = self._site(e.cold, frag, Site(SiteKind.CALLOUT, frag, idx, insn))
+            e.emit(self.t["save_c"].code + self.t["vmask"].code + jecxz_rel8(2) + b"\xeb\x05")
+            e.emit(jmp_rel32(e.here, out))
+            e.emit(self.t["restore_c"].code)
         start = e.emit(self.t[name].code)
+        if site is not None:
+            site.resume = e.here
         for off, mnemonic in self._sanctioned.get(name, ()):
             frag.sanctioned[start + off] = mnemonic
         if name == "popf":  # its first load from the stack may fault, ecx saved
