@@ -39,6 +39,10 @@ class Interp:
         self.mon = mon
         self.watch = FaultWatch(mon)
         self.on_dispatch = None  # coverage: called with each instruction dispatched
+        if mon.machine.memory:
+            # a stop requested by a fill would end a one-instruction run before the
+            # instruction (see GuestMemory.fill): interp flushes between instructions
+            mon.machine.memory.resize_stops = False
         if mon.coverage is not None:
             mon.coverage.attach(self)
 
@@ -84,7 +88,7 @@ class Interp:
         watch.collect(err)
         memory = mon.machine.memory
         if memory:
-            memory.flush_if_wanted()
+            memory.flush_if_busy()
         if err is not None or watch.vector is not None:
             if watch.last_insn_retired(err):
                 mon.icount += 1
