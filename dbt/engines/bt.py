@@ -170,7 +170,8 @@ class Bt:
                 break
             memory = mon.machine.memory
             if memory and memory.flush_if_wanted() and err is None and self.next_tc is None \
-                    and self.fault_vector is None and self.write_fault is None:
+                    and self.fault_vector is None and self.write_fault is None \
+                    and self.pending_rep is None:
                 self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
                 if mon.coverage is not None:
                     mon.coverage.stopped_at(self.next_tc)
