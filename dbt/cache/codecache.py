@@ -60,13 +60,13 @@ class CodeCache:
         self.cold_end = lay.cache + CACHE_SIZE
         # the shared lookup-miss routine: int3; jmp [jump_slot]
         miss = Site(SiteKind.MISS, None)
-        self.uc.mem_write(lay.cache_phys, INT3 + self.translator.t["jump_slot"].code)
+        lay.cache_mem.write(lay.cache_phys, INT3 + self.translator.t["jump_slot"].code)
         miss.key = lay.cache + 1
         self.sites[miss.key] = miss
         self.ptr += 16
         self.miss_routine = lay.cache
         empty = self._entry(0, 0)
-        self.uc.mem_write(lay.table_phys, empty * TABLE_ENTRIES)
+        lay.table_mem.write(lay.table_phys, empty * TABLE_ENTRIES)
 
     def _entry(self, neg_tag: int, tc: int) -> bytes:
         if self.layout.bits == 64:
@@ -101,9 +101,10 @@ class CodeCache:
         frag = self.translator.translate(block, self.ptr, self.cold_ptr)
         if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
-        self.uc.mem_write(self._phys(frag.tc), frag.code)
+        code = self.layout.cache_mem  # fresh addresses: nothing of unicorn's to drop
+        code.write(self._phys(frag.tc), frag.code)
         if frag.cold_code:
-            self.uc.mem_write(self._phys(frag.cold_tc), frag.cold_code)
+            code.write(self._phys(frag.cold_tc), frag.cold_code)
         self.ptr = (frag.tc_end + 15) & ~15
         self.cold_ptr = (frag.cold_end + 15) & ~15
         for site in frag.sites:
@@ -128,7 +129,7 @@ class CodeCache:
         if self.cold_ptr + len(code) > self.cold_end:
             raise CacheFull("code cache full")
         at = self.cold_ptr
-        self.uc.mem_write(self._phys(at), code)
+        self.layout.cache_mem.write(self._phys(at), code)
         self.cold_ptr = (at + len(code) + 15) & ~15
         return at
 
@@ -145,16 +146,16 @@ class CodeCache:
     def _table_write(self, pc: int, tc: int) -> None:
         mask = (1 << self.layout.bits) - 1
         index = pc & (TABLE_ENTRIES - 1)
-        self.uc.mem_write(self.layout.table_phys + index * self.layout.entry_size,
-                          self._entry((-pc) & mask, tc))
+        self.layout.table_mem.write(self.layout.table_phys + index * self.layout.entry_size,
+                                    self._entry((-pc) & mask, tc))
 
     def _table_clear(self, pc: int, tc: int) -> None:
         index = pc & (TABLE_ENTRIES - 1)
         addr = self.layout.table_phys + index * self.layout.entry_size
         size = self.layout.entry_size // 2
-        current = int.from_bytes(self.uc.mem_read(addr + size, size), "little")
+        current = int.from_bytes(self.layout.table_mem.read(addr + size, size), "little")
         if current == tc:
-            self.uc.mem_write(addr, self._entry(0, 0))
+            self.layout.table_mem.write(addr, self._entry(0, 0))
 
     # --- chaining ---------------------------------------------------------------------------
     def chain(self, site: Site, target: Fragment) -> None:
@@ -177,16 +178,17 @@ class CodeCache:
     def _set_prediction(self, site: Site, pc: int | None, tc: int) -> None:
         site.predicted = pc
         value = pc or 0
-        self.uc.mem_write(self._phys(site.pred_at), struct.pack("<I", (-value) & 0xFFFFFFFF))
-        self.uc.mem_write(self._phys(site.undo_at), struct.pack("<I", value))
+        code = self.layout.cache_mem
+        code.write(self._phys(site.pred_at), struct.pack("<I", (-value) & 0xFFFFFFFF))
+        code.write(self._phys(site.undo_at), struct.pack("<I", value))
         self.uc.ctl_remove_cache(site.pred_at, site.undo_at + 4)
         self._patch_jump(site.jump_at, tc)
 
     def _patch_jump(self, at: int, target: int) -> None:
         phys = self._phys(at)
-        old = bytes(self.uc.mem_read(phys, 6))
-        new = retarget(old, at, target)
-        self.uc.mem_write(phys, new)
+        code = self.layout.cache_mem
+        new = retarget(code.read(phys, 6), at, target)
+        code.write(phys, new)
         self.uc.ctl_remove_cache(at, at + 6)
 
     # --- invalidation (self-modifying code) ------------------------------------------------

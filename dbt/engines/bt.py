@@ -92,13 +92,17 @@ class Bt:
         # hooks cover what lies outside both, write-protection hooks the code cache and
         # the lookup table (which translated code never writes) and, one page at a
         # time, the guest pages that hold translated code (see CodeCache.protect).
-        mva = monitor_va(m.bits, MONITOR_BASE)
-        vcpu_end = mva + VCPU_OFFSET + VCPU_SIZE
-        for lo, hi in ((m.ram_size, mva - 1), (vcpu_end, (1 << 64) - 1)):
+        # unicorn checks a memory hook's range against the *physical* address of the
+        # access. In 64-bit mode translated code sees the monitor's memory at a high
+        # alias (machine.monitor_va), but the ranges must be physical, or the one meant
+        # to end below the monitor's memory covers the vCPU area (measured: every
+        # template store to a vCPU slot on the slow path, returns 2x slower).
+        vcpu_end = MONITOR_BASE + VCPU_OFFSET + VCPU_SIZE
+        for lo, hi in ((m.ram_size, MONITOR_BASE - 1), (vcpu_end, (1 << 64) - 1)):
             uc.hook_add(C.UC_HOOK_MEM_READ_UNMAPPED | C.UC_HOOK_MEM_WRITE_UNMAPPED
                         | C.UC_HOOK_MEM_FETCH_UNMAPPED, self._on_unmapped, None, lo, hi)
         uc.hook_add(C.UC_HOOK_MEM_WRITE_PROT, self._on_write_prot, None, vcpu_end,
-                    mva + MONITOR_SIZE - 1)
+                    MONITOR_BASE + MONITOR_SIZE - 1)
         self.cache.on_write_prot = self._on_write_prot
         mon.on_guest_write = self._guest_written
         mon.on_mapping_change = self._remapped
@@ -185,7 +189,8 @@ class Bt:
                 break
             memory = mon.machine.memory
             if memory and memory.flush_if_wanted() and err is None and self.next_tc is None \
-                    and self.fault_vector is None and self.write_fault is None:
+                    and self.fault_vector is None and self.write_fault is None \
+                    and self.pending_rep is None:
                 self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
                 if mon.coverage is not None:
                     mon.coverage.stopped_at(self.next_tc)

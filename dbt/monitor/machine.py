@@ -156,11 +156,16 @@ class Machine:
         self.uc.mem_write(PT_BASE + 2 * PAGE, pds)
         self.uc.mem_write(self._pt_high, bytes(high_pdpt))
 
-    def map_monitor(self, offset: int, size: int, perms: int) -> int:
-        """Map monitor memory at MONITOR_BASE+offset (2 MiB aligned in 64-bit mode);
-        returns the address translated code uses for it."""
+    def map_monitor(self, offset: int, size: int, perms: int, host: int | None = None) -> int:
+        """Map monitor memory at MONITOR_BASE+offset (2 MiB aligned in 64-bit mode),
+        backed by host memory at address ``host`` if given; returns the address
+        translated code uses for it."""
         phys = MONITOR_BASE + offset
-        self.uc.mem_map(phys, size, perms)
+        if host is None:
+            self.uc.mem_map(phys, size, perms)
+        else:  # unicorn enforces the permissions of such a region only once protected
+            self.uc.mem_map_ptr(phys, size, perms, host)
+            self.uc.mem_protect(phys, size, perms)
         if self.bits == 64:
             for addr in range(phys, phys + size, 2 << 20):
                 index = (addr >> 21) & 511

@@ -46,7 +46,10 @@ RW = C.UC_PROT_READ | C.UC_PROT_WRITE
 MONITOR_END = MONITOR_BASE + MONITOR_SIZE
 UNBACKED = MONITOR_END  # a physical address nothing is mapped at
 _ACCESS = {C.UC_MEM_READ: READ, C.UC_MEM_WRITE: WRITE, C.UC_MEM_FETCH: FETCH}
-RESIZE_AFTER = 2048  # TLB fills since the last flush before asking for one
+#: unicorn's TLB starts with 256 entries (CPU_TLB_DYN_DEFAULT_BITS = 8); a flush grows it
+#: to twice its size when more than 70 % of its entries were in use (see _note_fill)
+TLB_START = 256
+GROW_USE = 0.7
 
 
 class GuestMemory:
@@ -65,6 +68,8 @@ class GuestMemory:
         self.monitor_code_pages: set[int] = set()
         self.fills = 0
         self.since_flush = 0
+        self.tlb_size = TLB_START  # what the TLB has grown to, as far as the monitor knows
+        self.pages_since_flush: set[int] = set()  # pages filled since the last resize flush
         self.want_flush = False
         #: engines whose count unicorn keeps (hw, exact clock) turn this off: a stop
         #: requested in the middle of a block was measured to skew unicorn's counter
@@ -85,15 +90,6 @@ class GuestMemory:
         uc.hook_add(C.UC_HOOK_TLB_FILL, self.fill)
 
     def fill(self, uc, vaddr: int, access: int, entry, _ud) -> bool:
-        self.fills += 1
-        self.since_flush += 1
-        if self.since_flush == RESIZE_AFTER and self.resize_stops:
-            # unicorn's TLB starts small and QEMU resizes it only when it is flushed: a
-            # guest whose working set outgrows it would take a Python fill on nearly every
-            # access (measured: 814,500 fills, 22 MIPS on a 2.8 MB sieve). Stop at the next
-            # block boundary so the engine flushes (QEMU then grows the TLB) and goes on.
-            self.want_flush = True
-            uc.emu_stop()
         page = vaddr & PAGE_MASK
         if self.window_lo <= page < self.window_hi:  # the monitor's memory (engine bt)
             return self._monitor(page - self.window_lo + MONITOR_BASE, page, access, entry)
@@ -122,6 +118,7 @@ class GuestMemory:
             exe = prot & C.UC_PROT_EXEC and page in self.code_pages
             entry.perms = (prot & RW) | (C.UC_PROT_EXEC if exe else 0)
             return True
+        self._note_fill(uc, page)
         if page < self.ram_size:
             entry.paddr = page
             if access == C.UC_MEM_FETCH and self.exec_guest:
@@ -154,6 +151,32 @@ class GuestMemory:
         pf, self.page_fault = self.page_fault, None
         return None if pf is None else (pf, self.page_fault_access)
 
+    # --- TLB resize policy -----------------------------------------------------------------
+    def _note_fill(self, uc, page: int) -> None:
+        """Count a fill; when the TLB is too small for the working set, stop at the next
+        block boundary so that the engine flushes (:meth:`flush_if_wanted`).
+
+        unicorn's TLB starts small and QEMU resizes it only when it is flushed, and by at
+        most a doubling per flush. A guest whose working set outgrows it takes a Python
+        fill on nearly every access (a 10 MB sieve: 4.4 M fills and 22 MIPS with no
+        resize). The TLB is too small when, since the last resize flush, more pages were
+        filled than would make QEMU grow it, and the fills come to twice its size (a
+        working set that fits is filled once). Both bounds follow the TLB as it grows: a
+        fixed number of fills below the working set made each refill after a flush ask
+        for the next one (2048 fills: 1,480 flushes, 3.0 M fills on that sieve); counting
+        fills alone asks for useless flushes when other flushes cause them (a store
+        beside translated code write-protects its page, which flushes the TLB)."""
+        self.fills += 1
+        self.since_flush += 1
+        self.pages_since_flush.add(page)
+        if self.since_flush >= 2 * self.tlb_size and not self.want_flush \
+                and self.resize_stops and self._too_small():
+            self.want_flush = True
+            uc.emu_stop()
+
+    def _too_small(self) -> bool:
+        return len(self.pages_since_flush) > GROW_USE * self.tlb_size
+
     def _guest_paging(self, uc) -> bool:
         if self.bits == 64:
             return self.machine.fast.read(U.UC_X86_REG_CR3) != self.boot_cr3
@@ -165,6 +188,8 @@ class GuestMemory:
             return False
         self.want_flush = False
         self.since_flush = 0
+        self.pages_since_flush = set()
+        self.tlb_size *= 2
         self.resizes += 1
         self.machine.flush_tlb()
         return True
@@ -172,7 +197,7 @@ class GuestMemory:
     def flush_if_busy(self) -> None:
         """For engines that cannot be stopped mid-block: flush at a clean stop when many
         fills happened since the last flush, so that QEMU may grow the TLB."""
-        if self.since_flush >= RESIZE_AFTER:
+        if self.since_flush >= 2 * self.tlb_size and self._too_small():
             self.want_flush = True
             self.flush_if_wanted()
 
