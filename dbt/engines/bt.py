@@ -28,14 +28,13 @@ from unicorn import x86_const as U
 from dbt.cache.codecache import CodeCache
 from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import REPORTS, register
-from dbt.engines.faults import UC_ERRORS, fetch_fault_detail, invalid_detail
+from dbt.engines.faults import UC_ERRORS, invalid_detail
 from dbt.errors import CacheFull, TranslationError
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
-from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
-from dbt.monitor.monitor import BusError, GuestException, Monitor
-from dbt.monitor.pagefault import fault_detail, inject
-from dbt.monitor.paging import FETCH
+from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE
+from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.pagefault import fetch_exception, fetch_fault_detail, inject
 from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
 from dbt.scanner import scan_block
@@ -220,8 +219,7 @@ class Bt:
         block = scan_block(mon.decoder, mon.fetch_code, pc, **kw)
         pages = None
         if mon.guest_paging() and block.insns:
-            pages = tuple((v, mon.translate(v, FETCH, update=False) & ~0xFFF)
-                          for v in range(pc & ~0xFFF, block.end, 0x1000))
+            pages = tuple((v, mon.code_page(v)) for v in range(pc & ~0xFFF, block.end, 0x1000))
         try:
             frag = self.cache.place(block, cached, pages)
         except CacheFull:
@@ -286,12 +284,11 @@ class Bt:
         self._set_count(self.mon.icount)
         if frag.block.fault == "#UD":
             return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
-        window = self.mon.peek(frag.guest_pc, MAX_INSN_LEN)
-        why = self.mon.fetch_fault(frag.guest_pc, len(window) + 1)
-        if why is not None and not isinstance(why, BusError):  # a page fault (guest paging)
-            detail = fault_detail(self.mon.bits, why.address, frag.guest_pc) \
-                if why.vector == 14 else why.detail
-            return self._raise(why.vector, frag.guest_pc, detail, why.error_code, why.address)
+        fetched = len(self.mon.peek(frag.guest_pc, MAX_INSN_LEN))
+        why = fetch_exception(self.mon, frag.guest_pc, fetched)
+        if why is not None:  # a page fault (guest paging)
+            return self._raise(why.vector, frag.guest_pc, why.detail, why.error_code,
+                               why.address)
         self.mon.fault(14, frag.guest_pc, fetch_fault_detail(self.mon.bits, frag.guest_pc),
                        address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
@@ -370,7 +367,7 @@ class Bt:
         self.next_tc = self._enter(insn.next)
 
     def _rep_fault(self, insn, icount: int, err: UcError) -> None:
-        pf = self._page_fault(err)
+        pf = self.mon.machine.fill_fault(err)
         if pf is not None:  # some iterations may have run: count them as unicorn did
             self.mon.icount = icount + max(0, self.mon.machine.executed_count() - 1)
             self.next_tc = self._inject(pf, insn.address)
@@ -455,7 +452,7 @@ class Bt:
         insn = frag.block.insns[index]
         mon.icount = self.counted() - frag.ninsns + index if frag.counted else 0
         self._set_count(mon.icount)
-        pf = self._page_fault(err)
+        pf = self.mon.machine.fill_fault(err)
         if pf is not None:
             self.next_tc = self._inject(pf, insn.address)
             return
@@ -481,27 +478,21 @@ class Bt:
                sync: bool = True) -> int | None:
         """Deliver a guest exception (mon.icount already counts up to it); returns where
         translated code goes on (None: the run ended)."""
-        handler = self._deliver(lambda: self.mon.exception(
+        return self._resume(lambda: self.mon.exception(
             vector, pc, detail, error_code, address, soft=soft, from_cpu=from_cpu), sync)
-        return None if handler is None else self._enter(handler)
-
-    def _page_fault(self, err: UcError | None):
-        """The #PF the shadow MMU's fill refused, if that is what stopped unicorn."""
-        memory = self.mon.machine.memory
-        if memory and err is not None and err.errno == C.UC_ERR_EXCEPTION:
-            return memory.take_page_fault()
-        return None
 
     def _inject(self, pf, pc: int) -> int | None:
         """Deliver a #PF found by a fill at guest instruction ``pc`` (counted up to it)."""
-        handler = self._deliver(lambda: inject(self.mon, *pf, pc))
+        return self._resume(lambda: inject(self.mon, *pf, pc))
+
+    def _resume(self, call, sync: bool = True) -> int | None:
+        """:meth:`_deliver`, then the host address of the handler (None: the run ended)."""
+        handler = self._deliver(call, sync)
         return None if handler is None else self._enter(handler)
 
     def _remapped(self, page: int | None) -> None:
         """The guest's translations changed: drop fragments whose code moved."""
-        mon = self.mon
-        self.cache.remapped(lambda v: mon.translate(v, FETCH, update=False) & ~0xFFF
-                            if mon.guest_paging() else v, page)
+        self.cache.remapped(self.mon.code_page, page)
 
     def _deliver(self, call, sync: bool = True) -> int | None:
         """Run a monitor call that may deliver an exception or interrupt to the guest

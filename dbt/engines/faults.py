@@ -7,7 +7,7 @@ from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
 from dbt.monitor.monitor import Monitor
-from dbt.monitor.pagefault import fault_detail, fetch_fault_detail, inject
+from dbt.monitor.pagefault import fault_detail, inject
 from dbt.monitor.paging import FETCH
 
 #: unicorn error -> (vector, what happened)
@@ -54,9 +54,7 @@ class FaultWatch:
     def collect(self, err: UcError | None) -> None:
         """After emu_start: pick up a #PF the shadow MMU's fill refused (unicorn then
         reports UC_ERR_EXCEPTION at the faulting instruction)."""
-        memory = self.mon.machine.memory
-        if memory and err is not None and err.errno == C.UC_ERR_EXCEPTION:
-            self.page_fault = memory.take_page_fault()
+        self.page_fault = self.mon.machine.fill_fault(err)
 
     def _on_intr(self, uc, intno: int, _ud) -> None:
         self.vector = intno

@@ -13,12 +13,12 @@ from __future__ import annotations
 from unicorn import UcError
 
 from dbt.engines import REPORTS, register
-from dbt.engines.faults import FaultWatch, fetch_fault_detail, invalid_detail
+from dbt.engines.faults import FaultWatch, invalid_detail
 from dbt.isa import Action
 from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.handlers import handler_for
-from dbt.monitor.monitor import BusError, GuestException, Monitor
-from dbt.monitor.pagefault import fault_detail
+from dbt.monitor.monitor import GuestException, Monitor
+from dbt.monitor.pagefault import fetch_exception, fetch_fault_detail
 from dbt.scanner.block import runs_past_end
 from dbt.scanner.decoder import MAX_INSN_LEN
 
@@ -115,10 +115,8 @@ class Interp:
     def _undecodable(self, pc: int, window: bytes) -> None:
         mon = self.mon
         short = not window or runs_past_end(mon.decoder, pc, window)
-        if short and (why := mon.fetch_fault(pc, len(window) + 1)) is not None \
-                and not isinstance(why, BusError):  # a page fault (guest paging)
-            detail = fault_detail(mon.bits, why.address, pc) if why.vector == 14 else why.detail
-            mon.resume_at(mon.exception(why.vector, pc, detail, why.error_code, why.address))
+        if short and (why := fetch_exception(mon, pc, len(window))) is not None:
+            mon.resume_at(mon.exception(why.vector, pc, why.detail, why.error_code, why.address))
         elif window and short:
             mon.fault(14, pc, "instruction runs past the end of guest RAM")
         elif not window:

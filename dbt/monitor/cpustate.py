@@ -54,15 +54,18 @@ def _words(blob: bytes) -> list[int]:
     return list(struct.unpack_from(f"<{len(blob) // 4}i", blob))
 
 
-def offsets() -> tuple[int, int]:
-    """(old_exception, error_code): byte offsets in a saved unicorn context."""
-    global _OFFSETS
-    if _OFFSETS is not None:
-        return _OFFSETS
+def _field(ctx, offset: int) -> ctypes.c_int32:
+    """The 32-bit word at byte ``offset`` of a saved context, to read or patch in place."""
+    return ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value + offset)
+
+
+def _probe_cpu(gdt: tuple[int, ...]) -> tuple[Uc, list[int]]:
+    """A 32-bit CPU with ``gdt`` loaded, a stack, and a hook that records each vector
+    raised and stops."""
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
     uc.mem_map(0, 0x10000)
-    uc.mem_write(0x1000, struct.pack("<QQQ", 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF))
-    uc.reg_write(U.UC_X86_REG_GDTR, (0, 0x1000, 23, 0))
+    uc.mem_write(0x1000, struct.pack(f"<{len(gdt)}Q", *gdt))
+    uc.reg_write(U.UC_X86_REG_GDTR, (0, 0x1000, 8 * len(gdt) - 1, 0))
     uc.reg_write(U.UC_X86_REG_ESP, 0x8000)
     vectors: list[int] = []
 
@@ -71,6 +74,15 @@ def offsets() -> tuple[int, int]:
         uc.emu_stop()
 
     uc.hook_add(UC_HOOK_INTR, stop)
+    return uc, vectors
+
+
+def offsets() -> tuple[int, int]:
+    """(old_exception, error_code): byte offsets in a saved unicorn context."""
+    global _OFFSETS
+    if _OFFSETS is not None:
+        return _OFFSETS
+    uc, vectors = _probe_cpu((0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF))
 
     def run(name: str) -> list[int]:
         code = _PROBE_CODE[name]
@@ -91,8 +103,7 @@ def offsets() -> tuple[int, int]:
 
     def reset() -> None:
         ctx = uc.context_save()
-        ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value
-                                    + old[0] * 4).value = -1
+        _field(ctx, old[0] * 4).value = -1
         uc.context_restore(ctx)
 
     reset()
@@ -108,21 +119,10 @@ def offsets() -> tuple[int, int]:
 
 def _ring3_probe() -> tuple[Uc, list[int]]:
     """A 32-bit CPU with ring-0 and ring-3 flat segments and a hook recording vectors."""
-    uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    uc.mem_map(0, 0x10000)
-    gdt = (0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF, 0x00CFFB000000FFFF, 0x00CFF3000000FFFF)
-    uc.mem_write(0x1000, struct.pack(f"<{len(gdt)}Q", *gdt))
-    uc.reg_write(U.UC_X86_REG_GDTR, (0, 0x1000, 8 * len(gdt) - 1, 0))
+    uc, vectors = _probe_cpu((0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF, 0x00CFFB000000FFFF,
+                              0x00CFF3000000FFFF))
     uc.reg_write(U.UC_X86_REG_SS, 0x10)
     uc.reg_write(U.UC_X86_REG_CS, 0x08)
-    uc.reg_write(U.UC_X86_REG_ESP, 0x8000)
-    vectors: list[int] = []
-
-    def stop(uc, intno, _ud):
-        vectors.append(intno)
-        uc.emu_stop()
-
-    uc.hook_add(UC_HOOK_INTR, stop)
     return uc, vectors
 
 
@@ -152,8 +152,7 @@ def cpl_offset() -> int:
     if len(found) != 1 or uc.reg_read(U.UC_X86_REG_CS) != 0x1B or vectors != [13]:
         raise EngineError("cannot find unicorn's CPL field (unsupported unicorn)")
     ctx = uc.context_save()
-    ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value
-                                + found[0] * 4).value &= ~3
+    _field(ctx, found[0] * 4).value &= ~3
     uc.context_restore(ctx)
     uc.reg_write(U.UC_X86_REG_CS, 0x08)  # refused at CPL 3
     uc.reg_write(U.UC_X86_REG_SS, 0x10)

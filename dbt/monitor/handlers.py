@@ -31,7 +31,7 @@ from unicorn import x86_const as U
 
 from dbt.monitor import cpuid as cpuid_model
 from dbt.monitor import privilege
-from dbt.monitor.machine import CR0_TS, EFER_MSR
+from dbt.monitor.machine import CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_PAE, CR4_PSE, EFER_MSR
 from dbt.monitor.monitor import GuestException, Monitor
 from dbt.scanner import Insn
 
@@ -238,18 +238,27 @@ def mov_special(mon: Monitor, insn: Insn):
     return None
 
 
+#: control-register bits translations depend on (SDM Vol. 3A §4.1); a CR3 write always
+#: flushes. Writes that change none of them (CR0.TS at a context switch, CR2) leave the
+#: guest's mappings, and the monitor's copies of them, alone.
+_PAGING_BITS = {"cr0": CR0_PE | CR0_WP | CR0_PG,
+                "cr4": CR4_PSE | CR4_PAE | (1 << 7) | (1 << 12) | (1 << 20) | (1 << 21)
+                | (1 << 22)}  # PSE PAE PGE LA57 SMEP SMAP PKE
+
+
 def write_cr(mon: Monitor, name: str, value: int) -> None:
     """Set a control register of the virtual CPU and of the machine that runs the guest."""
     if name not in _CR_REG:
         raise GuestException(_UD, f"mov to {name}")
     if name == "cr0" and mon.bits == 64 and not value & (1 << 31):
         raise GuestException(_GP, "clearing CR0.PG in long mode", error_code=0)
+    old = getattr(mon.vcpu, name)
     try:
         mon.uc.reg_write(_CR_REG[name], value)
     except UcError as e:
         raise GuestException(_GP, f"mov {name}, {value:#x}: {e}", error_code=0) from None
     setattr(mon.vcpu, name, value)  # unicorn flushes its TLB itself on CR0/CR3/CR4 writes
-    if name != "cr8":
+    if name == "cr3" or (old ^ value) & _PAGING_BITS.get(name, 0):
         mon.mapping_changed()
 
 

@@ -27,7 +27,17 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from unicorn import UC_ARCH_X86, UC_CTL_TLB_FLUSH, UC_MODE_32, UC_MODE_64, UC_PROT_ALL, UC_PROT_READ, UC_PROT_WRITE, Uc
+from unicorn import (
+    UC_ARCH_X86,
+    UC_CTL_TLB_FLUSH,
+    UC_ERR_EXCEPTION,
+    UC_MODE_32,
+    UC_MODE_64,
+    UC_PROT_ALL,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    Uc,
+)
 from unicorn import x86_const as U
 
 from dbt.errors import EngineError
@@ -39,9 +49,9 @@ MONITOR_SIZE = 0x0100_0000
 MAX_RAM = MONITOR_BASE
 
 CR0_PE, CR0_MP, CR0_ET, CR0_TS, CR0_WP, CR0_PG = 1, 2, 0x10, 8, 1 << 16, 1 << 31
-CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+CR4_PSE, CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 4, 1 << 5, 1 << 9, 1 << 10
 EFER_MSR = 0xC0000080
-EFER_LME, EFER_LMA = 1 << 8, 1 << 10
+EFER_LME, EFER_LMA, EFER_NXE = 1 << 8, 1 << 10, 1 << 11
 
 START_CR0 = CR0_PE | CR0_MP | CR0_ET
 START_CR4 = CR4_OSFXSR | CR4_OSXMMEXCPT
@@ -193,6 +203,30 @@ class Machine:
     def flush_tlb(self) -> None:
         """Drop every TLB entry (the Python binding has no wrapper for UC_CTL_TLB_FLUSH)."""
         self.uc._Uc__ctl_w(UC_CTL_TLB_FLUSH)
+
+    # --- the guest's paging -----------------------------------------------------------------
+    def guest_paging(self) -> bool:
+        """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
+        if self.bits == 64:
+            return self.fast.read(U.UC_X86_REG_CR3) != PT_BASE
+        return bool(self.fast.read(U.UC_X86_REG_CR0) & CR0_PG)
+
+    def paging_mode(self):
+        """The paging controls (CR0, CR3, CR4, EFER) the guest's accesses go through."""
+        from dbt.monitor.paging import Mode
+
+        fast = self.fast
+        cr4 = fast.read(U.UC_X86_REG_CR4)
+        efer = self.uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR) if cr4 & CR4_PAE else 0
+        return Mode(fast.read(U.UC_X86_REG_CR0), fast.read(U.UC_X86_REG_CR3), cr4, efer)
+
+    def fill_fault(self, err):
+        """The #PF (and its access kind) a refused TLB fill of the shadow MMU left, if
+        that is what ended the last emu_start (unicorn then reports UC_ERR_EXCEPTION at
+        the faulting instruction); None otherwise."""
+        if self.memory and err is not None and err.errno == UC_ERR_EXCEPTION:
+            return self.memory.take_page_fault()
+        return None
 
     # --- registers --------------------------------------------------------------------------
     @property

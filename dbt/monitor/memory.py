@@ -36,10 +36,9 @@ kept the top of the linear address space for itself.
 from __future__ import annotations
 
 from unicorn import unicorn_const as C
-from unicorn import x86_const as U
 
-from dbt.monitor.machine import EFER_MSR, MONITOR_BASE, MONITOR_SIZE, PT_BASE, monitor_va
-from dbt.monitor.paging import CR4_PAE, FETCH, READ, WRITE, Mode, PageFault, Walker
+from dbt.monitor.machine import MONITOR_BASE, MONITOR_SIZE, monitor_va
+from dbt.monitor.paging import FETCH, READ, WRITE, PageFault, Walker
 
 PAGE_MASK = ~0xFFF
 RW = C.UC_PROT_READ | C.UC_PROT_WRITE
@@ -63,7 +62,6 @@ class GuestMemory:
         if not exec_guest:
             self.window_lo = monitor_va(self.bits, MONITOR_BASE)
             self.window_hi = self.window_lo + MONITOR_SIZE
-        self.boot_cr3 = PT_BASE
         self.code_pages: set[int] = set()
         self.monitor_code_pages: set[int] = set()
         self.fills = 0
@@ -79,8 +77,8 @@ class GuestMemory:
         self.walker = walker
         #: is the access being filled a user-mode one (CPL 3)? set by the monitor
         self.user = lambda: False
-        self.page_fault: PageFault | None = None  # the last fill that refused (see fill)
-        self.page_fault_access = 0
+        #: the last fill that refused, and its access kind (see fill)
+        self.page_fault: tuple[PageFault, int] | None = None
         self.page_faults = 0
         self.shadow_fills = 0
         self.shadow_flushes = 0
@@ -91,20 +89,22 @@ class GuestMemory:
 
     def fill(self, uc, vaddr: int, access: int, entry, _ud) -> bool:
         page = vaddr & PAGE_MASK
+        self._note_fill(uc, page)
         if self.window_lo <= page < self.window_hi:  # the monitor's memory (engine bt)
             return self._monitor(page - self.window_lo + MONITOR_BASE, page, access, entry)
-        if self._guest_paging(uc):
+        prot = C.UC_PROT_ALL  # guest paging off: guest-physical = linear
+        if self.machine.guest_paging():
             if self.mmu == "nested":
                 # unicorn's own walker from now on; this one miss is served below
                 uc.ctl_set_tlb_mode(C.UC_TLB_CPU)
                 self.nested_walker = True
             else:
                 self.shadow_fills += 1
-            mode = self.mode()
             try:
-                phys, _, prot = self.walker.translate(mode, vaddr, _ACCESS[access], self.user())
+                phys, _, prot = self.walker.translate(self.machine.paging_mode(), vaddr,
+                                                      _ACCESS[access], self.user())
             except PageFault as e:
-                self.page_fault, self.page_fault_access = e, _ACCESS[access]
+                self.page_fault = (e, _ACCESS[access])
                 self.page_faults += 1
                 return False  # unicorn ends emu_start with UC_ERR_EXCEPTION, at the insn
             page = phys & PAGE_MASK
@@ -112,20 +112,15 @@ class GuestMemory:
                 entry.paddr = page if not MONITOR_BASE <= page < MONITOR_END else UNBACKED
                 entry.perms = prot
                 return True
-            entry.paddr = page
-            if access == C.UC_MEM_FETCH and self.exec_guest:
-                self.code_pages.add(page)
-            exe = prot & C.UC_PROT_EXEC and page in self.code_pages
-            entry.perms = (prot & RW) | (C.UC_PROT_EXEC if exe else 0)
-            return True
-        self._note_fill(uc, page)
-        if page < self.ram_size:
-            entry.paddr = page
-            if access == C.UC_MEM_FETCH and self.exec_guest:
-                self.code_pages.add(page)
-            entry.perms = C.UC_PROT_ALL if page in self.code_pages else RW
-            return True
-        return self._monitor(page, page, access, entry)
+        if page >= self.ram_size:
+            return self._monitor(page, page, access, entry)
+        entry.paddr = page
+        if access == C.UC_MEM_FETCH and self.exec_guest:
+            self.code_pages.add(page)
+        # a data page's entry never gets execute permission (see the module docstring)
+        exe = prot & C.UC_PROT_EXEC and page in self.code_pages
+        entry.perms = (prot & RW) | (C.UC_PROT_EXEC if exe else 0)
+        return True
 
     def _monitor(self, phys: int, page: int, access: int, entry) -> bool:
         """Beyond guest RAM: the monitor's memory (engine bt), or nothing (unicorn then
@@ -139,17 +134,10 @@ class GuestMemory:
         entry.perms = C.UC_PROT_ALL if page in self.monitor_code_pages else RW
         return True
 
-    def mode(self) -> Mode:
-        """The guest's paging controls as unicorn holds them."""
-        uc, fast = self.machine.uc, self.machine.fast
-        cr4 = fast.read(U.UC_X86_REG_CR4)
-        efer = uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR) if cr4 & CR4_PAE else 0
-        return Mode(fast.read(U.UC_X86_REG_CR0), fast.read(U.UC_X86_REG_CR3), cr4, efer)
-
     def take_page_fault(self) -> tuple[PageFault, int] | None:
         """The #PF a refused fill left (and its access kind), once."""
         pf, self.page_fault = self.page_fault, None
-        return None if pf is None else (pf, self.page_fault_access)
+        return pf
 
     # --- TLB resize policy -----------------------------------------------------------------
     def _note_fill(self, uc, page: int) -> None:
@@ -176,11 +164,6 @@ class GuestMemory:
 
     def _too_small(self) -> bool:
         return len(self.pages_since_flush) > GROW_USE * self.tlb_size
-
-    def _guest_paging(self, uc) -> bool:
-        if self.bits == 64:
-            return self.machine.fast.read(U.UC_X86_REG_CR3) != self.boot_cr3
-        return bool(self.machine.fast.read(U.UC_X86_REG_CR0) & (1 << 31))
 
     def flush_if_wanted(self) -> bool:
         """Flush the TLB if a fill asked for it (see :meth:`fill`); True if it did."""

@@ -21,7 +21,8 @@ from dbt.devices.pit import PIT_BASE, PIT_HZ, Pit8254
 from dbt.devices.uart import COM1_BASE
 from dbt.loader import Image
 from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
-from dbt.monitor.machine import CR0_PG, CR4_PAE, EFER_MSR, PT_BASE, Machine, reg_id
+from dbt.monitor.machine import Machine, reg_id
+from dbt.monitor.paging import FETCH, PROT_W, READ, WRITE, PageFault
 from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
 from dbt.scanner import Decoder, Insn, Mem
 
@@ -207,9 +208,7 @@ class Monitor:
 
     def guest_paging(self) -> bool:
         """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
-        if self.bits == 64:
-            return self.uc.reg_read(U.UC_X86_REG_CR3) != PT_BASE
-        return bool(self.uc.reg_read(U.UC_X86_REG_CR0) & CR0_PG)
+        return self.machine.guest_paging()
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
@@ -355,7 +354,7 @@ class Monitor:
         interrupt delivery (what ``hw`` runs) leave the bit alone, so it is put back.
         """
         _, base, _, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
-        access = self.translate(base + (sel & ~7) + 5, 0, system=True)
+        access = self.translate(base + (sel & ~7) + 5, READ, system=True)
         before = self.uc.mem_read(access, 1) if access < self.machine.ram_size else None
         self.uc.reg_write(U.UC_X86_REG_CS, sel)
         if before is not None and self.uc.mem_read(access, 1) != before:
@@ -378,15 +377,6 @@ class Monitor:
         return base
 
     # --- guest linear memory (through the guest's page tables once it has its own) -------------
-    def guest_mode(self):
-        """The paging controls (CR0, CR3, CR4, EFER) the guest's accesses go through."""
-        from dbt.monitor.paging import Mode
-
-        uc = self.uc
-        cr4 = uc.reg_read(U.UC_X86_REG_CR4)
-        efer = uc.reg_read(U.UC_X86_REG_MSR, EFER_MSR) if cr4 & CR4_PAE else 0
-        return Mode(uc.reg_read(U.UC_X86_REG_CR0), uc.reg_read(U.UC_X86_REG_CR3), cr4, efer)
-
     def translate(self, addr: int, access: int, system: bool = False,
                   update: bool = True) -> int:
         """The guest-physical address of linear ``addr`` for an access (paging.READ, WRITE,
@@ -395,8 +385,6 @@ class Monitor:
         (CR2 set, as the CPU does when it detects one) or #GP for a non-canonical address.
         ``update=False`` probes without setting accessed/dirty bits and never faults
         (returns -1)."""
-        from dbt.monitor.paging import PageFault
-
         addr &= self.mask
         if not self.guest_paging():
             return addr
@@ -407,7 +395,8 @@ class Monitor:
         if cached is not None:
             return cached | (addr & 0xFFF)
         try:
-            phys, _, prot = self.walker.translate(self.guest_mode(), addr, access, user, update)
+            phys, _, prot = self.walker.translate(self.machine.paging_mode(), addr, access, user,
+                                                  update)
         except PageFault as e:
             if not update:
                 return -1
@@ -415,7 +404,7 @@ class Monitor:
                 self.set_cr2(e.address)
             raise GuestException(e.vector, e.why, error_code=e.error_code,
                                  address=e.address if e.vector == 14 else None) from None
-        if update and (access != 1 or prot & 2):  # (a write was allowed: D is now set)
+        if update and (access != WRITE or prot & PROT_W):  # (a write allowed: D is now set)
             self._tlb[key] = phys & ~0xFFF
         return phys
 
@@ -455,11 +444,11 @@ class Monitor:
 
     def read_mem(self, addr: int, n: int, system: bool = False) -> bytes:
         return b"".join(bytes(self.uc.mem_read(p, k))
-                        for p, k in self._physical(addr, n, 0, system))
+                        for p, k in self._physical(addr, n, READ, system))
 
     def write_mem(self, addr: int, data: bytes, system: bool = False) -> None:
         at = 0
-        for phys, k in self._physical(addr, len(data), 1, system):
+        for phys, k in self._physical(addr, len(data), WRITE, system):
             self.uc.mem_write(phys, data[at:at + k])
             at += k
             memory = self.machine.memory
@@ -484,7 +473,7 @@ class Monitor:
         while n:
             chunk = min(n, 0x1000 - (addr & 0xFFF))
             try:
-                phys = self.translate(addr, 2, update=update)
+                phys = self.translate(addr, FETCH, update=update)
             except GuestException:
                 break
             if phys < 0:
@@ -495,6 +484,11 @@ class Monitor:
                 break
             addr, n = (addr + chunk) & self.mask, n - chunk
         return out
+
+    def code_page(self, page: int) -> int:
+        """The physical page instructions at linear ``page`` are fetched from now (-1 if
+        none), only looked up: no accessed bit is set, no fault raised."""
+        return self.translate(page, FETCH, update=False) & ~0xFFF
 
     def peek(self, addr: int, n: int) -> bytes:
         """Guest code bytes at a linear address, only looked at (no fault, no accessed bit)."""
@@ -507,7 +501,7 @@ class Monitor:
             return None
         for addr in sorted({pc & self.mask, (pc + length - 1) & self.mask}):
             try:
-                phys = self.translate(addr, 2)
+                phys = self.translate(addr, FETCH)
             except GuestException as e:
                 return e
             if phys >= self.machine.ram_size:

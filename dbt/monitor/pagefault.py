@@ -13,7 +13,7 @@ the start of the next page for an instruction that straddles into it.
 
 from __future__ import annotations
 
-from dbt.monitor.monitor import Monitor
+from dbt.monitor.monitor import BusError, GuestException, Monitor
 from dbt.monitor.paging import FETCH, PageFault
 from dbt.scanner.decoder import MAX_INSN_LEN
 
@@ -98,3 +98,15 @@ def fetch_fault_detail(bits: int, address: int) -> str:
 def fault_detail(bits: int, cr2: int, pc: int) -> str:
     """How a #PF is described: a fetch fault at the pc, or a fault at CR2."""
     return fetch_fault_detail(bits, cr2) if cr2 == pc else f"page fault at address {cr2:#x}"
+
+
+def fetch_exception(mon: Monitor, pc: int, fetched: int) -> GuestException | None:
+    """The page fault (or #GP, non-canonical) that stops the instruction at ``pc`` after
+    ``fetched`` bytes could be read, with the detail every engine gives it; None when
+    there is none to deliver (paging off, or a bus error: the caller ends the run)."""
+    why = mon.fetch_fault(pc, fetched + 1)
+    if why is None or isinstance(why, BusError):
+        return None
+    if why.vector == 14:
+        why.detail = fault_detail(mon.bits, why.address, pc)
+    return why

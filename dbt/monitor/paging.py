@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import struct
 
+from dbt.monitor.machine import CR0_PG, CR0_WP, CR4_PAE, CR4_PSE, EFER_LMA, EFER_NXE
+
 P, RW, US, PWT, PCD, A, D, PS = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80
 NX = 1 << 63
 ADDRESS_MASK = 0x000F_FFFF_FFFF_F000
@@ -50,9 +52,6 @@ READ, WRITE, FETCH = 0, 1, 2
 #: TLB permissions (unicorn's UC_PROT_* values)
 PROT_R, PROT_W, PROT_X = 1, 2, 4
 
-CR0_WP, CR0_PG = 1 << 16, 1 << 31
-CR4_PSE, CR4_PAE = 1 << 4, 1 << 5
-EFER_NXE, EFER_LMA = 1 << 11, 1 << 10
 
 
 class PageFault(Exception):
@@ -76,9 +75,6 @@ class Mode:
     def paging(self) -> bool:
         return bool(self.cr0 & CR0_PG)
 
-    def key(self) -> tuple[int, int, int, int]:
-        return (self.cr0, self.cr3, self.cr4, self.efer)
-
 
 class Walker:
     """Walks guest page tables in guest-physical memory ``ram`` (read with ``read``,
@@ -86,7 +82,6 @@ class Walker:
 
     def __init__(self, read, write, ram_size: int):
         self._read, self._write, self.ram_size = read, write, ram_size
-        self.walks = 0
 
     # --- guest-physical memory ----------------------------------------------------------------
     def _load(self, addr: int, size: int) -> int:
@@ -105,10 +100,8 @@ class Walker:
         user (CPL 3) or supervisor privilege. Returns (physical address, page size,
         TLB permissions PROT_*). ``update=False`` probes: no accessed or dirty bit is
         written. Raises :class:`PageFault`."""
-        self.walks += 1
         if not mode.paging:
             return vaddr, 4096, PROT_R | PROT_W | PROT_X
-        write = access == WRITE
         nxe = bool(mode.efer & EFER_NXE)
         if mode.cr4 & CR4_PAE:
             rsvd = ~((1 << PHYS_BITS) - 1) & ADDRESS_MASK

@@ -77,6 +77,15 @@ static inline uword read_flags(void) {
     return f;
 }
 
+/* the 8259 pair: IRQs 0-15 at vectors 0x20-0x2F, only IRQ 0 (the PIT) unmasked */
+static inline void pic_init(void) {
+    outb(0x20, 0x11); outb(0xA0, 0x11);    /* ICW1: edge, cascade, ICW4 follows */
+    outb(0x21, 0x20); outb(0xA1, 0x28);    /* ICW2: vectors 0x20 and 0x28 */
+    outb(0x21, 0x04); outb(0xA1, 0x02);    /* ICW3: slave on IRQ 2 */
+    outb(0x21, 0x01); outb(0xA1, 0x01);    /* ICW4: 8086 mode */
+    outb(0x21, 0xFE); outb(0xA1, 0xFF);    /* only IRQ 0 */
+}
+
 static void check(int ok, const char *what) {
     if (!ok) { puts_serial("FAILED: "); puts_serial(what); putc_serial('\n'); guest_exit(1); }
 }

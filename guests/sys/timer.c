@@ -13,14 +13,6 @@ static volatile uword last_ip;
 
 ISR static void on_timer(struct frame *f) { ticks++; last_ip = f->ip; outb(0x20, 0x20); }
 
-static void pic_init(void) {
-    outb(0x20, 0x11); outb(0xA0, 0x11);    /* ICW1: edge, cascade, ICW4 follows */
-    outb(0x21, 0x20); outb(0xA1, 0x28);    /* ICW2: vectors 0x20 and 0x28 */
-    outb(0x21, 0x04); outb(0xA1, 0x02);    /* ICW3: slave on IRQ 2 */
-    outb(0x21, 0x01); outb(0xA1, 0x01);    /* ICW4: 8086 mode */
-    outb(0x21, 0xFE); outb(0xA1, 0xFF);    /* only IRQ 0 */
-}
-
 static void pit_start(uint8_t mode, uint16_t count) {
     outb(0x43, (uint8_t)(0x30 | (mode << 1)));  /* channel 0, lobyte/hibyte */
     outb(0x40, count & 0xFF);

@@ -185,14 +185,6 @@ ISR static void on_timer(struct uframe *f) {
     outb(0x20, 0x20);
 }
 
-static void pic_init(void) {
-    outb(0x20, 0x11); outb(0xA0, 0x11);    /* ICW1: edge, cascade, ICW4 follows */
-    outb(0x21, 0x20); outb(0xA1, 0x28);    /* ICW2: vectors 0x20 and 0x28 */
-    outb(0x21, 0x04); outb(0xA1, 0x02);    /* ICW3: slave on IRQ 2 */
-    outb(0x21, 0x01); outb(0xA1, 0x01);    /* ICW4: 8086 mode */
-    outb(0x21, 0xFE); outb(0xA1, 0xFF);    /* only IRQ 0 */
-}
-
 /* --- the user side (ring 3): system calls are its only way to the serial port ------------- */
 static uword sys_int80(uword nr, uword arg) {
     uword r;
