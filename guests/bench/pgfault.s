@@ -2,6 +2,7 @@
 ; pgfault). Each iteration reads a page that is not present; the #PF handler maps
 ; it; the loop then unmaps it again (PTE cleared, invlpg) for the next round.
 ; expect-halt
+; mmu: both
 bits 32
         lgdt [gdt_desc]
         .byte 0xea              ; ljmp 8:reload (CS = 8: the gate's code segment)

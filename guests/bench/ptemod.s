@@ -2,6 +2,7 @@
 ; (Adams & Agesen's ptemod): each iteration points 0x400000 at another frame,
 ; invlpg's it and reads through it.
 ; expect-halt
+; mmu: both
 bits 32
         lgdt [gdt_desc]
         .byte 0xea              ; ljmp 8:reload (CS = 8: the gate's code segment)
