@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="benchmarks to run (default: all); 'nano' or 'macro' selects a kind")
     p.add_argument("--engines", default=None, metavar="E,E…",
-                   help="engines to compare (default: every registered engine)")
+                   help="engines to compare (default: every engine that can run here)")
     p.add_argument("--arch", default=",".join(ARCHES), metavar="A,A",
                    help="architectures for the C guests (default: x86_32,x86_64)")
     p.add_argument("--clock", default="free,exact", metavar="C,C",
@@ -70,9 +70,22 @@ def select(names: list[str]):
     return [b for b in BENCHMARKS if b.name in names or b.kind.value in names]
 
 
-def cmd_bench(args) -> int:
-    from dbt.engines import engine_names
+def choose_engines(text: str | None) -> list[str]:
+    """The engines named in ``--engines`` (each must run here), or every one that can."""
+    from dbt.engines import engine_names, unavailable
 
+    known = sorted(engine_names(), key=lambda e: (ENGINE_ORDER.index(e) if e in ENGINE_ORDER
+                                                  else len(ENGINE_ORDER), e))
+    if not text:
+        return [e for e in known if not unavailable(e)]
+    engines = _choose(text, known, "engine")
+    for e in engines:
+        if why := unavailable(e):
+            raise UsageError(f"engine {e!r} cannot run here: {why}")
+    return engines
+
+
+def cmd_bench(args) -> int:
     if args.list:
         for b in BENCHMARKS:
             why = b.missing()
@@ -80,9 +93,7 @@ def cmd_bench(args) -> int:
                   + (f"  [not available: {why}]" if why else ""))
         return 0
     benches = select(args.names)
-    known = sorted(engine_names(), key=lambda e: (ENGINE_ORDER.index(e) if e in ENGINE_ORDER
-                                                  else len(ENGINE_ORDER), e))
-    engines = _choose(args.engines, known, "engine") if args.engines else known
+    engines = choose_engines(args.engines)
     arches = _choose(args.arch, ARCHES, "architecture")
     clocks = tuple(_choose(args.clock, ("free", "exact"), "clock"))
     for path, what in ((args.json, "JSON"), (args.csv, "CSV"), (args.plot, "plot")):

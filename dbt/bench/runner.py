@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from dbt.bench import measure
 from dbt.bench.suite import Benchmark, Kind, paging_modes
+from dbt.engines import clocks
 
 
 @dataclass
@@ -73,7 +74,8 @@ def tasks(benches: Iterable[Benchmark], engines: list[str], arches: list[str],
                 continue
             for mmu in (paging_modes() if b.paging else ()) or (None,):
                 for clock in plan.clocks:
-                    todo += [Task(b, arch, e, clock, mmu) for e in engines if _runs(e, mmu)]
+                    todo += [Task(b, arch, e, clock, mmu) for e in engines
+                             if _runs(e, mmu) and clock in clocks(e)]
     return todo, unavailable
 
 
@@ -95,7 +97,9 @@ def run(task: Task, plan: measure.Plan) -> Row:
     if b.kind is Kind.NANO:
         sample, per_op, row.size = measure.nano_sample(b, task.arch, task.engine, task.clock,
                                                        plan, task.mmu)
-        row.per_op_ns = _spread(per_op)
+        row.per_op_ns = _spread([max(v, 0.0) for v in per_op])
+        if statistics.median(per_op) <= 0:
+            row.note = "below the timing resolution: the loop cost no more than the empty loop"
     else:
         sample = measure.macro_sample(b, task.arch, task.engine, task.clock, plan, task.mmu)
         size = measure.sized(b.guest, task.arch, plan.macro_insns, b.probe_n)

@@ -60,6 +60,12 @@ def unavailable(engine: str) -> str | None:
     return None if cls.monitor else cls.unavailable()
 
 
+def clocks(engine: str) -> tuple[str, ...]:
+    """The clock modes ``engine`` can run in (DESIGN §3); an outside engine may lack ``exact``."""
+    _load_all()
+    return getattr(ENGINES[engine], "clocks", ("exact", "free"))
+
+
 def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = None,
               ram_size: int = DEFAULT_RAM_SIZE,
               setup: Callable[[Monitor], None] | None = None) -> RunResult:

@@ -105,6 +105,7 @@ class Qemu:
     #: only when QEMU is still there at the end: not after a debug exit)
     reports = frozenset({"serial", "reason", "exit_code", "registers", "high_memory"})
     monitor = False  # runs outside dbt: constructed with the image, not a Monitor
+    clocks = ("free",)  # TCG without -icount: no exact instruction count, host time
 
     @staticmethod
     def unavailable() -> str | None:

@@ -230,3 +230,50 @@ def test_a_new_engine_is_another_column_timed_by_wall_clock_less_startup(tmp_pat
     assert rows["untimed"]["stats"]["run_seconds"] is None
     assert "per_op_ns" in rows["untimed"]  # (its value is noise at --quick sizes)
     assert measure.startup_seconds("untimed") > 0
+
+
+def test_an_outside_engine_runs_only_in_its_clocks_and_is_a_peer_not_a_contender(
+        tmp_path, monkeypatch):
+    """An engine outside dbt (qemu) that has no exact clock is measured in the free clock
+    only, and the nanobenchmark verdict stays between dbt's own techniques."""
+    from dbt import engines
+
+    class Outside:
+        name, monitor, clocks = "outside", False, ("free",)
+        reports = frozenset({"serial", "reason", "exit_code"})
+
+        @staticmethod
+        def unavailable():
+            return None
+
+        def __init__(self, image, config, ram_size):
+            self.args = image, config, ram_size
+
+        def run(self):
+            image, config, ram_size = self.args
+            r = engines.run_guest(image, "hw", config, ram_size=ram_size)
+            r.stats = {}
+            return r
+
+    monkeypatch.setitem(engines.ENGINES, "outside", Outside)
+    out = tmp_path / "peer.json"
+    assert main(["bench", "--quick", "cpuid", "--engines", "hw,outside",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    clocks = {(r["engine"], r["clock"]) for r in doc["results"]}
+    assert clocks == {("hw", "free"), ("hw", "exact"), ("outside", "free")}
+    assert all(v["winner"] == "hw" for v in doc["verdicts"])
+    assert all(r["per_op_ns"]["min"] >= 0 for r in doc["results"])
+
+
+def test_an_engine_that_cannot_run_here_is_left_out_by_default_and_refused_by_name(
+        monkeypatch, capsys):
+    from dbt import engines
+
+    monkeypatch.setattr(engines.ENGINES["qemu"], "unavailable",
+                        staticmethod(lambda: "qemu-system-x86_64 not found"))
+    from dbt.bench.cli import choose_engines
+
+    assert "qemu" not in choose_engines(None) and {"interp", "bt", "hw"} <= set(choose_engines(None))
+    assert main(["bench", "cpuid", "--engines", "hw,qemu"]) == 2
+    assert "engine 'qemu' cannot run here: qemu-system-x86_64 not found" in capsys.readouterr().err
