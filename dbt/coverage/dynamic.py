@@ -21,10 +21,7 @@ so the monitor's exception delivery takes its start back (``faulted``), and so
 is the one at which the budget stops the run (taken back at the end).
 
 Known gaps: the instruction text is decoded from guest memory as it is when the
-run ends, so code the guest rewrote shows its last version. Under ``bt``, a
-store that rewrites code while unicorn also stops to let the TLB grow is
-sometimes counted twice (``guests/bench/smc.s``: 1001 instead of 1000 in about
-one run out of three; the timing of that stop is not deterministic).
+run ends, so code the guest rewrote shows its last version.
 """
 
 from __future__ import annotations

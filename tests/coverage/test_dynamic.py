@@ -18,9 +18,6 @@ from guests import Guest, all_guests, guest_file
 #: interp) with -m slow
 GUESTS = [g if g.arch is None or g.name == "sieve.c[x86_64]" else
           pytest.param(g, marks=pytest.mark.slow, id=str(g)) for g in all_guests()]
-#: (engine, guest) -> why its counts may be off (see dbt/coverage/dynamic.py, known gaps)
-KNOWN = {("bt", "smc.s"): "a code-rewriting store during a TLB-resize stop is sometimes "
-                          "counted twice (not deterministic)"}
 
 
 def _run(image, engine: str, budget: int = 50_000_000) -> tuple:
@@ -47,8 +44,6 @@ def test_counts_sum_to_the_run_and_agree_with_interp(guest, engine, runs):
     """What could go wrong: bt counting host code (templates, restarts of stores into
     write-protected pages, rep bookkeeping) as guest instructions; hw counting the
     instruction a fault or the budget stopped at."""
-    if (engine, guest.name) in KNOWN:
-        pytest.xfail(KNOWN[(engine, guest.name)])
     results = runs(guest)
     result, counts = results[engine]
     assert sum(counts.values()) == result.guest_instructions
