@@ -108,6 +108,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def _label(key: tuple) -> str:
+    """A table row's benchmark, with its MMU mode when it has page tables."""
+    return key[0] + (f" ({key[3]})" if key[3] else "")
+
+
 def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
     ok = [r for r in rows if r.status == "ok"]
     cell = {(r.benchmark, r.arch, r.clock, r.mmu, r.engine): r for r in ok}
@@ -125,7 +130,7 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
             rs = [cell.get((*k, e)) for e in engines]
             bt = cell.get((*k, "bt"))
             v = verdict.get(k, {})
-            t.add_row(k[0] + (f" ({k[3]})" if k[3] else ""), k[1], k[2],
+            t.add_row(_label(k), k[1], k[2],
                       *[_spread(r.per_op_ns) if r else "-" for r in rs],
                       _num(bt and bt.ratios.get("bt/hw")), _num(bt and bt.ratios.get("bt/interp")),
                       v.get("winner", "-"), v.get("paper_winner") or "(not in paper)",
@@ -142,7 +147,8 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
             bt = cell.get((*k, "bt"))
             s = bt.stats if bt else {}
             full = next((r for r in rs if r and r.engine != "interp"), None)
-            t.add_row(k[0], k[1], k[2], f"{full.instructions:,}" if full else "-", *[_num(r.mips) if r else "-" for r in rs],
+            t.add_row(_label(k), k[1], k[2], f"{full.instructions:,}" if full else "-",
+                      *[_num(r.mips) if r else "-" for r in rs],
                       _num(bt and bt.ratios.get("bt/hw")), _num(bt and bt.ratios.get("bt/interp")),
                       str(s.get("blocks", "-")), _pct(s.get("translate_share")),
                       str(s.get("chained_exits", "-")), _pct(s.get("indirect_hit_rate")),

@@ -7,9 +7,9 @@ operations a scan-and-patch translator exists for. Each is a loop in
 patched by the suite; its cost per operation is the loop's time less that of the
 calibration loop of the same architecture (``empty.s`` / ``empty64.s``).
 
-Macrobenchmarks are the freestanding C programs in ``guests/c/``, built for both
-architectures with ``-DN=…`` chosen so a run retires a requested number of
-instructions; each checks its own result and exits 0.
+Macrobenchmarks are the freestanding C programs in ``guests/c/`` and the small
+kernels in ``guests/sys/``, built for both architectures with ``-DN=…`` chosen so a
+run retires a requested number of instructions; each checks its own result and exits 0.
 
 A benchmark that needs something the engines cannot do yet (delivery through the
 guest's IDT, user mode, guest paging, a timer) names it in ``needs``; it is listed
@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 BENCH_DIR = ROOT / "guests" / "bench"
 C_DIR = ROOT / "guests" / "c"
+SYS_DIR = ROOT / "guests" / "sys"
 ARCHES = ("x86_32", "x86_64")
 
 
@@ -91,8 +92,9 @@ def _nano(name: str, what: str, winner: str | None = None, arch: str = "x86_32",
                      frozenset(needs), max_iterations=max_iterations)
 
 
-def _macro(name: str, what: str, probe_n: int = 1000, needs: tuple[str, ...] = ()) -> Benchmark:
-    return Benchmark(name, Kind.MACRO, C_DIR / f"{name}.c", ARCHES, what, None,
+def _macro(name: str, what: str, probe_n: int = 1000, needs: tuple[str, ...] = (),
+           directory: Path = C_DIR) -> Benchmark:
+    return Benchmark(name, Kind.MACRO, directory / f"{name}.c", ARCHES, what, None,
                      frozenset(needs), probe_n)
 
 
@@ -130,11 +132,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     _macro("lexer", "table-driven lexer state machine (store-heavy)"),
     _macro("bytecode", "bytecode interpreter with a jump table"),
     _macro("repmovs", "rep movsb/movsd block copies", probe_n=20),
-    Benchmark("ptchurn", Kind.MACRO, ROOT / "guests" / "sys" / "ptchurn.c", ARCHES,
-              "page-table churn: remap 128 pages with invlpg, touch them, switch CR3",
-              needs=frozenset({"paging"}), probe_n=8),
-    _macro("osmix", "an OS workload: the kernels above with timer interrupts, system calls "
-           "and page faults", needs=("idt", "user", "syscall", "paging", "timer")),
+    # --- small kernels (guests/sys) --------------------------------------------------------
+    _macro("ptchurn", "page-table churn: remap 128 pages with invlpg, touch them, switch CR3",
+           probe_n=8, needs=("paging",), directory=SYS_DIR),
+    _macro("osmix", "an OS workload: a sieve, CRC-32 and sort at ring 3 with timer "
+           "interrupts, system calls and demand paging", probe_n=20,
+           needs=("idt", "user", "syscall", "paging", "timer"), directory=SYS_DIR),
 )
 
 BY_NAME = {b.name: b for b in BENCHMARKS}

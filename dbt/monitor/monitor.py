@@ -22,7 +22,7 @@ from dbt.devices.uart import COM1_BASE
 from dbt.loader import Image
 from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
 from dbt.monitor.machine import Machine, reg_id
-from dbt.monitor.paging import FETCH, PROT_W, READ, WRITE, PageFault
+from dbt.monitor.paging import ERR_U, FETCH, PROT_W, READ, WRITE, PageFault
 from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
 from dbt.scanner import Decoder, Insn, Mem
 
@@ -160,6 +160,10 @@ class Monitor:
         if from_cpu:
             if vector in interrupts.HAS_ERROR_CODE and not soft:
                 error_code = self.cpu_state().error_code()
+                if vector == 14 and not self.owns_cpu:
+                    # the real CPU ran the access at CPL 0 (nested paging under interp):
+                    # the U/S bit is the virtual CPL's (SDM Vol. 3A §4.7)
+                    error_code = error_code & ~ERR_U | (ERR_U if self.cpl() == 3 else 0)
             self.cpu_state().forget_exception()
             if vector == 14 and address is not None:  # the CPU's CR2 is the virtual CPU's too
                 self.set_cr2(address)

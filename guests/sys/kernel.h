@@ -86,6 +86,13 @@ static inline void pic_init(void) {
     outb(0x21, 0xFE); outb(0xA1, 0xFF);    /* only IRQ 0 */
 }
 
+/* the 8254's channel 0 in a mode (0 one shot, 2 rate generator, 3 square wave), IRQ 0 */
+static inline void pit_start(uint8_t mode, uint16_t count) {
+    outb(0x43, (uint8_t)(0x30 | (mode << 1)));  /* channel 0, lobyte/hibyte */
+    outb(0x40, count & 0xFF);
+    outb(0x40, count >> 8);
+}
+
 static void check(int ok, const char *what) {
     if (!ok) { puts_serial("FAILED: "); puts_serial(what); putc_serial('\n'); guest_exit(1); }
 }

@@ -9,6 +9,7 @@
 #define PAGE 4096u
 #define P 1u
 #define RW 2u
+#define US 4u  /* user-accessible */
 #define A 0x20u
 #define D 0x40u
 #define PS 0x80u
@@ -21,9 +22,9 @@ typedef volatile uint64_t pte_t;
 #ifdef __x86_64__
 static pte_t pml4[512] __attribute__((aligned(4096)));
 static pte_t pml4_b[512] __attribute__((aligned(4096)));
-#define ROOT_ENTRY (P | RW)
+#define ROOT_ENTRY(user) (P | RW | (user))
 #else
-#define ROOT_ENTRY P  /* PAE's four PDPTEs have no R/W or U/S bits */
+#define ROOT_ENTRY(user) P  /* PAE's four PDPTEs have no R/W or U/S bits */
 #endif
 static pte_t pdpt[512] __attribute__((aligned(4096)));
 static pte_t pdpt_b[512] __attribute__((aligned(4096)));
@@ -62,20 +63,21 @@ static void write_cr3(uword v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "
 #define ROOT_B pd_b
 #endif
 
-static void enable_paging(void) {
+/* user: US to let ring-3 code use every mapping, or 0 */
+static void enable_paging_for(uword user) {
 #ifdef WIDE
     for (unsigned i = 0; i < 32; i++)
-        pd_low[i] = ((uint64_t)i << 21) | P | RW | PS;  /* 0..64 MiB in 2 MiB pages */
-    pd_demand[0] = (uword)pt_demand | P | RW;
-    pdpt[0] = (uword)pd_low | ROOT_ENTRY;
-    pdpt[1] = (uword)pd_demand | ROOT_ENTRY;
+        pd_low[i] = ((uint64_t)i << 21) | P | RW | PS | user;  /* 0..64 MiB in 2 MiB pages */
+    pd_demand[0] = (uword)pt_demand | P | RW | user;
+    pdpt[0] = (uword)pd_low | ROOT_ENTRY(user);
+    pdpt[1] = (uword)pd_demand | ROOT_ENTRY(user);
     /* a second address space: the same, but its demand region has its own table */
-    pd_demand_b[0] = (uword)pt_demand_b | P | RW;
-    pdpt_b[0] = (uword)pd_low | ROOT_ENTRY;
-    pdpt_b[1] = (uword)pd_demand_b | ROOT_ENTRY;
+    pd_demand_b[0] = (uword)pt_demand_b | P | RW | user;
+    pdpt_b[0] = (uword)pd_low | ROOT_ENTRY(user);
+    pdpt_b[1] = (uword)pd_demand_b | ROOT_ENTRY(user);
 #ifdef __x86_64__
-    pml4[0] = (uword)pdpt | P | RW;
-    pml4_b[0] = (uword)pdpt_b | P | RW;
+    pml4[0] = (uword)pdpt | P | RW | user;
+    pml4_b[0] = (uword)pdpt_b | P | RW | user;
 #else
     uword cr4;
     __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
@@ -87,15 +89,15 @@ static void enable_paging(void) {
     __asm__ volatile("mov %%esp, %0" : "=r"(sp));
     uword stack = (sp - 1) >> 22;  /* the 4 MiB the stack is in (the top of RAM) */
     for (unsigned i = 0; i < 1024; i++) {
-        pt_low[i] = (i * PAGE) | P | RW;                   /* 0..4 MiB: the kernel */
-        pt_stack[i] = ((stack << 22) + i * PAGE) | P | RW;
+        pt_low[i] = (i * PAGE) | P | RW | user;            /* 0..4 MiB: the kernel */
+        pt_stack[i] = ((stack << 22) + i * PAGE) | P | RW | user;
     }
-    pd[0] = (uword)pt_low | P | RW;
-    pd[stack] = (uword)pt_stack | P | RW;
-    pd[V_BASE >> 22] = (uword)pt_demand | P | RW;
+    pd[0] = (uword)pt_low | P | RW | user;
+    pd[stack] = (uword)pt_stack | P | RW | user;
+    pd[V_BASE >> 22] = (uword)pt_demand | P | RW | user;
     pd_b[0] = pd[0];
     pd_b[stack] = pd[stack];
-    pd_b[V_BASE >> 22] = (uword)pt_demand_b | P | RW;
+    pd_b[V_BASE >> 22] = (uword)pt_demand_b | P | RW | user;
     write_cr3((uword)pd);
 #endif
     uword cr0;
@@ -105,5 +107,7 @@ static void enable_paging(void) {
 #endif
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80010000u) : "memory");  /* WP */
 }
+
+static inline void enable_paging(void) { enable_paging_for(0); }
 
 #endif

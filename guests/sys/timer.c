@@ -13,12 +13,6 @@ static volatile uword last_ip;
 
 ISR static void on_timer(struct frame *f) { ticks++; last_ip = f->ip; outb(0x20, 0x20); }
 
-static void pit_start(uint8_t mode, uint16_t count) {
-    outb(0x43, (uint8_t)(0x30 | (mode << 1)));  /* channel 0, lobyte/hibyte */
-    outb(0x40, count & 0xFF);
-    outb(0x40, count >> 8);
-}
-
 static uint16_t pit_latch(void) {
     outb(0x43, 0x00);
     uint16_t lo = inb(0x40);

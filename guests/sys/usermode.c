@@ -9,18 +9,8 @@
    kernel's stack. The #GP handler finally kills the program when it tries cli at
    IOPL 0.
    expect-serial: ring3 int80 fast popf io priv ud irq iopl killed ok\n */
-#include "kernel.h"
+#include "user.h"
 
-#ifdef __x86_64__
-#define USER_CS 0x23  /* sysret: STAR[63:48] + 16, RPL 3 */
-#define USER_DS 0x1B  /* sysret: STAR[63:48] + 8, RPL 3 */
-#else
-#define USER_CS 0x1B  /* sysexit: SYSENTER_CS + 16, RPL 3 */
-#define USER_DS 0x23  /* sysexit: SYSENTER_CS + 24, RPL 3 */
-#endif
-#define TSS_SEL 0x28
-#define FLAG_IF 0x200
-#define FLAG_IOPL 0x3000
 #define IO_MAP 104             /* the bit map follows the TSS's 104 bytes */
 #define ALLOWED_PORT 0x3FD     /* the UART's line status: the only port the map allows */
 #define DENIED_PORT 0x21       /* the master PIC's mask register */
@@ -32,27 +22,11 @@
 
 enum { SYS_PUTC = 1, SYS_DOUBLE, SYS_CHECK, SYS_IOPL, SYS_EXIT, SYS_TIMER };
 
-/* what the CPU pushes on an interrupt from ring 3 (the handler's frame argument) */
-struct uframe { uword ip, cs, flags, sp, ss; };
-
-#ifdef __x86_64__
-struct __attribute__((packed)) tss {
-    uint32_t reserved0; uint64_t rsp[3]; uint64_t reserved1; uint64_t ist[7];
-    uint64_t reserved2; uint16_t reserved3, io_map;
-};
-#else
-struct __attribute__((packed)) tss {
-    uint32_t link, esp0, ss0, esp1, ss1, esp2, ss2, cr3, eip, eflags, regs[8], segs[6], ldt;
-    uint16_t trap, io_map;
-};
-#endif
-
 static struct { struct tss tss; uint8_t bits[0x400 / 8 + 1]; } task __attribute__((aligned(16)));
 static uint8_t kstack[4096] __attribute__((aligned(16)));
 static uint8_t fast_stack[4096] __attribute__((aligned(16)));
 static uint8_t ist_stack[4096] __attribute__((aligned(16)));
 static uint8_t ustack[4096] __attribute__((aligned(16)));
-#define TOP(s) ((uword)(s) + sizeof (s))
 
 static volatile int gp_count, ud_count, skip, killed, user_ticks;
 static volatile uword expect_code, bad_frames, codes[8];
@@ -61,11 +35,6 @@ static struct { uword kernel_sp, user_sp; } percpu;
 #endif
 
 /* --- the kernel side ------------------------------------------------------------------------ */
-static uint64_t tss_descriptor(uword base, uint32_t limit) {
-    return (limit & 0xFFFF) | ((uint64_t)(base & 0xFFFFFF) << 16) | (0x89ull << 40)
-           | ((uint64_t)((limit >> 16) & 0xF) << 48) | ((uint64_t)((base >> 24) & 0xFF) << 56);
-}
-
 static void wrmsr(uint32_t msr, uint64_t v) {
     __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
 }
@@ -102,22 +71,15 @@ __attribute__((used)) uword sys_dispatch(uword nr, uword arg, struct uframe *fra
         return 0;
     case SYS_EXIT: guest_exit((uint8_t)arg);
     case SYS_TIMER:  /* one tick of the PIT (mode 0) after arg counts */
-        outb(0x43, 0x30); outb(0x40, arg & 0xFF); outb(0x40, (arg >> 8) & 0xFF);
+        pit_start(0, (uint16_t)arg);
         return 0;
     }
     return (uword)-1;
 }
 
-/* entry stubs: int 0x80, and sysenter (32-bit) or syscall (64-bit); nr in eax, arg in ebx */
+/* entry stubs beside user.h's int 0x80: sysenter (32-bit) or syscall (64-bit) */
 #ifdef __x86_64__
 __asm__(".text\n"
-        "int80_entry:\n"
-        "  push %rcx\n push %rdx\n push %rsi\n push %rdi\n push %r8\n push %r9\n push %r10\n"
-        "  push %r11\n"
-        "  mov %rax, %rdi\n mov %rbx, %rsi\n lea 64(%rsp), %rdx\n sub $8, %rsp\n"
-        "  call sys_dispatch\n add $8, %rsp\n"
-        "  pop %r11\n pop %r10\n pop %r9\n pop %r8\n pop %rdi\n pop %rsi\n pop %rdx\n pop %rcx\n"
-        "  iretq\n"
         "syscall_entry:\n"            /* CPL 0, user rsp, IF cleared by FMASK */
         "  swapgs\n mov %rsp, %gs:8\n mov %gs:0, %rsp\n"
         "  push %rcx\n push %r11\n push %rdx\n push %rsi\n push %rdi\n push %r8\n push %r9\n"
@@ -129,17 +91,12 @@ __asm__(".text\n"
 void syscall_entry(void);
 #else
 __asm__(".text\n"
-        "int80_entry:\n"
-        "  push %ecx\n push %edx\n lea 8(%esp), %ecx\n"
-        "  push %ecx\n push %ebx\n push %eax\n call sys_dispatch\n add $12, %esp\n"
-        "  pop %edx\n pop %ecx\n iret\n"
         "sysenter_entry:\n"           /* CPL 0, esp = SYSENTER_ESP, IF clear */
         "  push %ecx\n push %edx\n push $0\n push %ebx\n push %eax\n"
         "  call sys_dispatch\n add $12, %esp\n"
         "  pop %edx\n pop %ecx\n sti\n sysexit\n");
 void sysenter_entry(void);
 #endif
-void int80_entry(void);
 __attribute__((noreturn)) void after_user(void);
 
 ISR static void on_gp(struct uframe *f, uword code) {
@@ -186,12 +143,6 @@ ISR static void on_timer(struct uframe *f) {
 }
 
 /* --- the user side (ring 3): system calls are its only way to the serial port ------------- */
-static uword sys_int80(uword nr, uword arg) {
-    uword r;
-    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(arg) : "memory");
-    return r;
-}
-
 static uword sys_fast(uword nr, uword arg) {
     uword r;
 #ifdef __x86_64__
@@ -297,22 +248,9 @@ __attribute__((used, noreturn)) void after_user(void) {
 }
 
 static void setup_tss(void) {
-    gdt[3] =
+    user_segments(&task.tss, sizeof task - 1, TOP(kstack));
 #ifdef __x86_64__
-        0x00CFF2000000FFFFull;  /* 0x18 ring-3 data */
-    gdt[4] = 0x00AFFA000000FFFFull;  /* 0x20 ring-3 code, 64-bit */
-#else
-        0x00CFFA000000FFFFull;  /* 0x18 ring-3 code */
-    gdt[4] = 0x00CFF2000000FFFFull;  /* 0x20 ring-3 data */
-#endif
-    gdt[5] = tss_descriptor((uword)&task, sizeof task - 1);
-#ifdef __x86_64__
-    gdt[6] = (uint64_t)(uword)&task >> 32;
-    task.tss.rsp[0] = TOP(kstack);
     task.tss.ist[0] = TOP(ist_stack);
-#else
-    task.tss.esp0 = TOP(kstack);
-    task.tss.ss0 = KERNEL_DS;
 #endif
     task.tss.io_map = IO_MAP;
     for (unsigned i = 0; i < sizeof task.bits; i++) task.bits[i] = 0xFF;
@@ -348,20 +286,9 @@ int main(void) {
     load_idt();
     setup_fast_calls();
     pic_init();
-    __asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
+    load_tss();
 
     /* to ring 3: a ring-0 FS is nulled on the way */
-    uword flags = (read_flags() | FLAG_IF) & ~FLAG_IOPL;
-#ifdef __x86_64__
-    __asm__ volatile("mov %0, %%fs\n"
-                     "pushq %1\n pushq %2\n pushq %3\n pushq %4\n pushq %5\n iretq"
-                     : : "r"(KERNEL_DS), "i"(USER_DS), "r"(TOP(ustack) - 8), "r"(flags),
-                         "i"(USER_CS), "r"((uword)user_main) : "memory");
-#else
-    __asm__ volatile("mov %0, %%fs\n mov %1, %%ds\n mov %1, %%es\n mov %1, %%gs\n"
-                     "push %1\n push %2\n push %3\n push %4\n push %5\n iret"
-                     : : "r"(KERNEL_DS), "r"(USER_DS), "r"(TOP(ustack) - 4), "r"(flags),
-                         "i"(USER_CS), "r"((uword)user_main) : "memory");
-#endif
-    __builtin_unreachable();
+    __asm__ volatile("mov %0, %%fs" : : "r"(KERNEL_DS));
+    enter_user(user_main, TOP(ustack), (read_flags() | FLAG_IF) & ~FLAG_IOPL);
 }
