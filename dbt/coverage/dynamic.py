@@ -109,7 +109,7 @@ class Recorder:
                 return (scratch[1].address, 1)
             self._host[address] = None
             return None
-        code_at = frag.tc
+        code_at = frag.start
         for i, insn in enumerate(frag.block.insns):
             start = frag.starts[i]
             self._host.setdefault(start, (insn.address, 1))

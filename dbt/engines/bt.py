@@ -2,17 +2,21 @@
 
 The run loop reads as the pipeline: look up the guest pc in the code cache,
 (scan -> translate -> place) on a miss, run translated code in unicorn, handle
-the exit. Translated code leaves to the monitor only through ``int3`` sites
-(callouts, unchained exits, lookup misses, the budget check), reported by
-unicorn's interrupt hook; the hook runs the monitor's handler and tells
-translated code where to go on by writing ``jump_slot`` (never the pc).
+the exit. Translated code leaves to the monitor through ``int3`` sites (callouts,
+unchained exits, misses of the indirect-branch map), reported by unicorn's
+interrupt hook; the hook runs the monitor's handler and tells translated code
+where to go on by writing ``jump_slot`` (never the pc). Two exits are faults
+instead, because they must be flags-free and a fault costs nothing until it
+happens: the budget check (the prologue's probe load) and, in 64-bit mode, a map
+entry made for a pc with another high half (the walk jumps outside the code
+cache, where bt refuses every fetch).
 
 Guest RAM is mapped read/write without execute: if control ever left the code
 cache, unicorn would refuse to fetch (no escape, DESIGN §3 invariant 3).
 
 Counting (exact clock): every fragment's prologue subtracts its instruction
 count from a chunk of the budget kept below 2**24 in the vCPU area; when the
-chunk goes negative the prologue traps. The monitor's count is then
+chunk goes negative the prologue's probe load faults. The monitor's count is then
 ``base + (chunk - rem) + extra``, corrected at faults and callouts for the
 instructions of the current block that did not run yet.
 """
@@ -26,7 +30,7 @@ from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
-from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
+from dbt.cache.layout import CACHE_SIZE, VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import REPORTS, register
 from dbt.engines.faults import UC_ERRORS, invalid_detail
 from dbt.errors import CacheFull, TranslationError
@@ -108,7 +112,6 @@ class Bt:
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
         self._write_slot("vmask", self._vmask)
-        self._write_slot("hits", 0)
         self._set_count(0)
         self.rep_scratch = None  # (host address, insn) of the rep _rep_to_budget runs alone
         if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
@@ -184,6 +187,8 @@ class Bt:
                 mon.uc.emu_start(tc, 0)
             except UcError as e:
                 err = e
+            if err is not None and self._fault_exit(err):
+                err = None
             if mon.stopped:
                 break
             memory = mon.machine.memory
@@ -246,15 +251,45 @@ class Bt:
             self.fault_vector, self.fault_eip = intno, eip
             uc.emu_stop()
             return
-        try:
-            go = self._site(site)
-        except CacheFull:
-            self.cache.flush()
-            go = None
+        go = self._handle(site)
         if go is None or self.mon.stopped:
             uc.emu_stop()
         else:
             self.fast.mem_write(self._jump_phys, struct.pack("<Q", go))
+
+    def _handle(self, site: Site) -> int | None:
+        try:
+            return self._site(site)
+        except CacheFull:
+            self.cache.flush()
+            return None
+
+    def _fault_exit(self, err: UcError) -> bool:
+        """Was the fault that ended emu_start one of translated code's own exits (see the
+        module docstring)? If so, handle it (next_tc set unless the run stops)."""
+        pc = self.mon.machine.pc
+        site = self.cache.sites.get(pc)
+        if site is not None and site.kind is SiteKind.BUDGET \
+                and err.errno == C.UC_ERR_READ_UNMAPPED:
+            self._where(pc)  # ecx back
+        elif self._far_target(pc):
+            for reg, slot in (("rcx", "save_c"), ("rdx", "save_d")):
+                self.mon.set_reg(reg, self._read_slot(slot))
+            site = self.cache.sites[self.cache.miss_key]
+        else:
+            return False
+        go = self._handle(site)
+        if go is not None and not self.mon.stopped:
+            self.next_tc = go
+        return True
+
+    def _far_target(self, pc: int) -> bool:
+        """64-bit: did the walk of the indirect-branch map just jump 2**32 * k away from a
+        fragment entry, because the entry was made for a pc with another high half?"""
+        if self.mon.bits != 64 or self.cache.fragment_at(pc) is not None:
+            return False
+        lay = self.layout
+        return (pc - lay.cache) % 2**32 < CACHE_SIZE and self.mon.reg("rdx") == pc
 
     def _site(self, site: Site) -> int | None:
         """Handle a trap; return the host address to go on at (None: leave emu_start)."""
@@ -265,12 +300,11 @@ class Bt:
             target = self.cache.lookup(site.target) or self._translate(site.target)
             self.cache.chain(site, target)
             return target.tc
-        if kind is SiteKind.MISS:
+        if kind is SiteKind.MISS:  # (registers are back: go to the plain entry)
             self.misses += 1
-            target = self.cache.lookup(self._read_slot("target") & self.mon.mask) or \
-                self._translate(self._read_slot("target") & self.mon.mask)
-            if site.fragment is not None:
-                self.cache.predict(site, target)
+            pc = self._read_slot("target") & self.mon.mask
+            target = self.cache.lookup(pc) or self._translate(pc)
+            self.cache.reached(target)
             return target.tc
         if kind is SiteKind.BUDGET:
             return self._budget(site.fragment)
@@ -566,7 +600,7 @@ class Bt:
             "translate_seconds": round(self.translate_seconds, 6),
             "chained_exits": self.cache.stats["chained"],
             "unchained_exits": self.cache.stats["unchained"],
-            "indirect_hits": self._read_slot("hits"), "indirect_misses": self.misses,
+            "indirect_misses": self.misses, "indirect_map_evictions": self.cache.map.evictions,
             "callouts": dict(self.callouts),
             "invalidations": self.cache.stats["invalidations"],
             "invalidated_fragments": self.cache.stats["invalidated_fragments"],

@@ -12,15 +12,18 @@ from dbt.scanner import Block, Insn
 class SiteKind(enum.Enum):
     CALLOUT = "callout"  # a sensitive instruction emulated by the monitor's handler
     EXIT = "exit"  # a direct branch leaving the fragment, not yet chained
-    BUDGET = "budget"  # the instruction-budget chunk ran out (or the monitor asked for an exit)
+    #: the instruction-budget chunk ran out (or the monitor asked for an exit): the prologue's
+    #: probe load faulted (the site's key is the load's address, not an int3's)
+    BUDGET = "budget"
     FAULT = "fault"  # the block starts with bytes that fault (#UD, #PF)
-    MISS = "miss"  # the indirect-branch lookup missed (the shared routine)
+    MISS = "miss"  # the indirect-branch map has no entry for the target (the shared routine)
     REP_GUARD = "rep-guard"  # a rep string instruction may outrun the budget chunk
 
 
 @dataclass(eq=False)
 class Site:
-    """A trap into the monitor: an ``int3`` whose following address identifies it."""
+    """A trap into the monitor: an ``int3`` whose following address identifies it (or, for
+    BUDGET, a load that faults)."""
 
     kind: SiteKind
     fragment: Fragment | None
@@ -29,11 +32,8 @@ class Site:
     target: int | None = None  # EXIT: guest pc the branch goes to
     key: int = 0  # host address just after the int3: what unicorn reports
     resume: int = 0  # host address where translated code goes on when the insn falls through
-    jump_at: int = 0  # EXIT/MISS: the jmp/jcc rel32 that chaining points at a fragment
-    stub: int = 0  # EXIT/MISS: where that jump goes until then (and after unchaining)
-    pred_at: int = 0  # MISS: the inline cache's predicted target (imm32, stored negated)
-    undo_at: int = 0  # MISS: the same prediction, stored positive
-    predicted: int | None = None  # MISS: the guest pc the inline cache holds
+    jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at a fragment
+    stub: int = 0  # EXIT: where that jump goes until then (and after unchaining)
 
 
 @dataclass(eq=False)
@@ -42,8 +42,9 @@ class Fragment:
 
     guest_pc: int
     block: Block
-    tc: int  # address of the first host byte (the entry)
-    code: bytes  # the hot code
+    tc: int  # the entry of direct branches (after the ibl entry)
+    code: bytes  # the hot code, from ``start``
+    start: int = 0  # the first host byte: the ibl entry, where indirect branches arrive
     cold_tc: int = 0  # exit stubs, lookup slow paths, the budget exit
     cold_code: bytes = b""
     ninsns: int = 0  # guest instructions counted by the prologue
@@ -52,7 +53,6 @@ class Fragment:
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
     scratch: list[tuple[int, int]] = field(default_factory=list)  # may fault with ecx saved
-    predictions: list = field(default_factory=list)  # (site, jump to its trap), while building
     #: host address -> the one sensitive mnemonic allowed there (int3 sites, pushf/popf)
     sanctioned: dict[int, str] = field(default_factory=dict)
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
@@ -72,7 +72,7 @@ class Fragment:
 
     @property
     def tc_end(self) -> int:
-        return self.tc + len(self.code)
+        return self.start + len(self.code)
 
     @property
     def cold_end(self) -> int:

@@ -27,7 +27,7 @@ def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
             break
         host = [{"address": a, "bytes": code[a - base:a - base + n].hex(),
                  "text": f"{m} {o}".strip(), "cold": base == frag.cold_tc}
-                for base, code in ((frag.tc, frag.code), (frag.cold_tc, frag.cold_code))
+                for base, code in ((frag.start, frag.code), (frag.cold_tc, frag.cold_code))
                 for a, n, m, o in decoder.disasm(code, base)]
         rows.append({
             "address": block.pc, "guest_bytes": block.guest_bytes, "host_bytes": len(frag.code),

@@ -13,12 +13,18 @@ Per instruction, by the ISA table's action:
   instruction's handler and says where translated code goes on.
 - ``branch``: direct jumps and calls leave through exit stubs that the code
   cache later chains to their targets; ``call`` pushes the *guest* return
-  address; ``ret``, ``jmp r/m`` and ``call r/m`` go through the inline
-  indirect-branch lookup.
+  address; ``ret``, ``jmp r/m`` and ``call r/m`` jump through the indirect-branch
+  map (:mod:`dbt.cache.iblmap`).
 
-In the exact clock every fragment starts with a prologue that takes its
-instruction count from the budget chunk and leaves to the monitor when the
-chunk is spent (see :mod:`dbt.translator.templates`).
+Every fragment starts with its *ibl entry*, where indirect branches arrive: it
+puts back the two registers the map's walk used, and falls into the fragment
+proper (``tc``, where direct branches arrive). In the exact clock the fragment
+proper starts with a prologue that takes its instruction count from the budget
+chunk and leaves to the monitor when the chunk is spent (see
+:mod:`dbt.translator.templates`).
+
+None of this uses ``jecxz``/``loop`` on a hot path: unicorn (QEMU) ends its block
+after them with a return to its main loop, not a chained jump (``gen_eob``).
 """
 
 from __future__ import annotations
@@ -93,14 +99,17 @@ class Translator:
         # addresses (offsets) of the sensitive instructions each template is allowed to hold
         pushf = "pushfq" if self.bits == 64 else "pushfd"
         popf = "popfq" if self.bits == 64 else "popfd"
-        self._sanctioned = {"pushf": ((0, pushf),), "popf": ((self._popfd_offset(), popf),)}
+        self._sanctioned = {"pushf": ((0, pushf),),
+                            "popf": ((self._offset("popf", "popf"), popf),)}
+        self._probe = self._offset("count", "mov", "*8")  # the prologue's probe load
 
-    def _popfd_offset(self) -> int:
-        code = self.t["popf"].code
-        for addr, size, mnemonic, _ in self.decoder.disasm(code, 0):
-            if mnemonic.startswith("popf"):
-                return addr
-        raise TranslationError("popf template has no popf")
+    def _offset(self, template: str, mnemonic: str, operand: str = "") -> int:
+        """Byte offset of the first instruction ``mnemonic...`` (with ``operand`` in its
+        operands) in a template."""
+        for a, _, m, o in self.decoder.disasm(self.t[template].code, 0):
+            if m.startswith(mnemonic) and operand in o:
+                return a
+        raise TranslationError(f"template {template} has no {mnemonic} {operand}")
 
     # --- the block --------------------------------------------------------------------------
     def translate(self, block: Block, at: int, cold_at: int) -> Fragment:
@@ -110,8 +119,9 @@ class Translator:
         translated blocks directly only within a page."""
         e = Emitter(at)
         e.cold = Emitter(cold_at)
-        frag = Fragment(block.pc, block, at, b"", cold_tc=cold_at, ninsns=len(block.insns),
-                        counted=self.exact)
+        e.emit(self.t["restore_cd"].code)  # the ibl entry
+        frag = Fragment(block.pc, block, e.here, b"", start=at, cold_tc=cold_at,
+                        ninsns=len(block.insns), counted=self.exact)
         if block.fault:
             frag.ninsns, frag.counted = 0, False
             self._site(e, frag, Site(SiteKind.FAULT, frag), jump=True)
@@ -140,7 +150,6 @@ class Translator:
         if not branched:
             self._exit(e, frag, len(block.insns) - 1, block.end)
         self._place_exit_stubs(e, frag)
-        self._place_predictions(e, frag)
         return self._done(e, frag)
 
     def _done(self, e: Emitter, frag: Fragment) -> Fragment:
@@ -153,14 +162,12 @@ class Translator:
 
     # --- pieces -----------------------------------------------------------------------------
     def _prologue(self, e: Emitter, frag: Fragment) -> None:
-        """count; jecxz ok; jmp budget_exit (cold: restore ecx; int3); ok: restore ecx"""
-        e.emit(self.t["count"].fill(-frag.ninsns))
-        restore = self.t["restore_c"].code
-        e.emit(jecxz_rel8(5))
-        e.emit(jmp_rel32(e.here, e.cold.here))
-        e.cold.emit(restore)
-        self._site(e.cold, frag, Site(SiteKind.BUDGET, frag))
-        e.emit(restore)
+        """The count template: its probe load faults when the chunk is spent, with ecx
+        saved (the monitor finds the fragment's budget site by the load's address)."""
+        probe = e.emit(self.t["count"].fill(-frag.ninsns)) + self._probe
+        site = Site(SiteKind.BUDGET, frag, key=probe)
+        frag.sites.append(site)
+        frag.scratch.append((probe, probe + 1))
 
     def _rep_guard(self, e: Emitter, frag: Fragment) -> None:
         """Before a rep string instruction (a block of its own): leave to the monitor
@@ -313,19 +320,13 @@ class Translator:
 
     def _indirect(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, prefixes: bytes,
                   rex: int | None, pos: int) -> None:
-        """ret / jmp r/m / call r/m: an inline cache, then the lookup table, then the monitor.
+        """ret / jmp r/m / call r/m: the target into ecx, then the walk of the map.
 
                 mov [save_c], rcx
                 rcx = target             (pop rcx | mov rcx, r/m; may fault: rcx restored)
                 [push return address]    (call)   [lea rsp, [rsp + n]] (ret n)
-                lea rcx, [rcx - P]       P: the predicted target, patched in on first miss
-                jecxz hit
-                jmp slow                 (out of line, after the exit stubs)
-        hit:    mov rcx, [save_c]; jmp T  T: P's translation (a direct, chainable jump)
-        slow:   lea rcx, [rcx + P]; save rdx; rdx = rcx; lookup table (a hit jumps
-                through jump_slot); on a table miss: restore; int3 (the monitor fills
-                the table and the inline cache)
-        cold:   (T before the first fill) mov [save_c], rcx; rcx = P; jmp slow + undo
+                the ibl template         (saves rdx, jumps to the target's ibl entry
+                                          or to the map's miss routine)
         """
         start = e.emit(self.t["save_c"].code)
         if insn.name == "ret":
@@ -340,36 +341,7 @@ class Translator:
             raise TranslationError(f"{insn.address:#x}: cannot translate branch "
                                    f"{insn.mnemonic} {insn.op_str}")
         frag.scratch.append((start + len(self.t["save_c"].code), e.here))
-        site = Site(SiteKind.MISS, frag, idx, insn)
-        predict = self.t["predict"]
-        site.pred_at = e.emit(predict.fill(0)) + predict.patches[0]
-        e.emit(jecxz_rel8(5))
-        slow_jump = e.emit(jmp_rel32(e.here, e.here))
-        e.emit(self.t["restore_c"].code)
-        site.jump_at = e.emit(jmp_rel32(e.here, e.here))
-        frag.predictions.append((site, slow_jump))
-
-    def _place_predictions(self, e: Emitter, frag: Fragment) -> None:
-        """The slow paths of the inline caches (see :meth:`_indirect`), in the cold code."""
-        predict = self.t["predict"]
-        c = e.cold
-        for site, slow_jump in frag.predictions:
-            slow = c.here
-            site.undo_at = c.emit(predict.fill(0)) + predict.patches[0]
-            after_undo = c.emit(self.t["to_lookup"].code)
-            c.emit(self.t["lookup"].code)
-            miss = self.t["restore_cd"].code
-            c.emit(jecxz_rel8(len(miss) + 5))
-            c.emit(miss)
-            miss_jump = c.emit(jmp_rel32(c.here, c.here))
-            c.emit(self.t["lookup_hit"].code)
-            site.stub = c.emit(self.t["predicted_cold"].fill(0))
-            c.emit(jmp_rel32(c.here, after_undo))
-            trap = c.here
-            self._site(c, frag, site)
-            for buf, at, to in ((e, slow_jump, slow), (c, miss_jump, trap),
-                                (e, site.jump_at, site.stub)):
-                buf.buf[at - buf.at:at - buf.at + 5] = jmp_rel32(at, to)
+        e.emit(self.t["ibl"].code)
 
     def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,
                      pos: int) -> bytes:
