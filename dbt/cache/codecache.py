@@ -21,9 +21,9 @@ from dbt.cache.iblmap import IblMap
 from dbt.cache.layout import CACHE_SIZE, Layout
 from dbt.errors import CacheFull
 from dbt.monitor.machine import Machine
-from dbt.scanner import Block
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import INT3
+from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator, retarget
 
 PAGE = 4096
@@ -89,13 +89,13 @@ class CodeCache:
     def lookup(self, pc: int) -> Fragment | None:
         return self.fragments.get(pc)
 
-    def place(self, block: Block, cached: bool = True,
+    def place(self, trace: Trace, cached: bool = True,
               pages: tuple[tuple[int, int], ...] | None = None) -> Fragment:
-        """Translate a block into the cache; ``cached=False`` for one-off fragments
+        """Translate a trace into the cache; ``cached=False`` for one-off fragments
         (budget tails, single-instruction restarts) that nothing may look up.
-        ``pages``: (linear page, physical page) of each page the block's bytes are on
+        ``pages``: (linear page, physical page) of each page the trace's bytes are on
         (default: linear = physical, the guest's paging off)."""
-        frag = self.translator.translate(block, self.ptr, self.cold_ptr)
+        frag = self.translator.translate(trace, self.ptr, self.cold_ptr)
         if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
         code = self.layout.cache_mem  # fresh addresses: nothing of unicorn's to drop
@@ -108,17 +108,17 @@ class CodeCache:
             self.sites[site.key] = site
         self.placed.append(frag)
         self.placed_tc.append(frag.start)
-        if block.insns:
+        if frag.insns:
             if pages is None:
-                pages = tuple((p, p) for p in range(block.pc & ~(PAGE - 1), block.end, PAGE))
+                pages = tuple((p, p) for p in trace.pages())
             frag.pages = pages
             for vpage, page in pages:
                 self.by_page.setdefault(page, set()).add(frag)
                 self.by_vpage.setdefault(vpage, set()).add(frag)
                 self._protect(page)
         if cached:
-            self.fragments[block.pc] = frag
-            self.map.set(block.pc, frag.start)
+            self.fragments[trace.pc] = frag
+            self.map.set(trace.pc, frag.start)
         return frag
 
     def scratch(self, code: bytes) -> int:

@@ -18,7 +18,8 @@ Counting (exact clock): every fragment's prologue subtracts its instruction
 count from a chunk of the budget kept below 2**24 in the vCPU area; when the
 chunk goes negative the prologue's probe load faults. The monitor's count is then
 ``base + (chunk - rem) + extra``, corrected at faults and callouts for the
-instructions of the current block that did not run yet.
+instructions of the current segment (see :mod:`dbt.translator.trace`) that did not
+run yet.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.pagefault import fetch_exception, fetch_fault_detail, inject
 from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
-from dbt.scanner import scan_block
 from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
+from dbt.translator.trace import build_trace
 from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
@@ -219,17 +220,16 @@ class Bt:
         import time
 
         t0 = time.perf_counter()
-        kw = {"max_insns": max_insns} if max_insns else {}
         mon = self.mon
-        block = scan_block(mon.decoder, mon.fetch_code, pc, **kw)
+        trace = build_trace(mon.decoder, mon.fetch_code, pc, max_insns)
         pages = None
-        if mon.guest_paging() and block.insns:
-            pages = tuple((v, mon.code_page(v)) for v in range(pc & ~0xFFF, block.end, 0x1000))
+        if mon.guest_paging() and trace.ranges:
+            pages = tuple((v, mon.code_page(v)) for v in trace.pages())
         try:
-            frag = self.cache.place(block, cached, pages)
+            frag = self.cache.place(trace, cached, pages)
         except CacheFull:
             self.cache.flush()
-            frag = self.cache.place(block, cached, pages)
+            frag = self.cache.place(trace, cached, pages)
         if self.validate:
             from dbt.translator.validate import validate
 
@@ -307,16 +307,16 @@ class Bt:
             self.cache.reached(target)
             return target.tc
         if kind is SiteKind.BUDGET:
-            return self._budget(site.fragment)
+            return self._budget(site)
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
-            icount = self._undo_prologue(site.fragment)
+            icount = self._undo_prologue(site)
             self.pending_rep = (site.insn, self._limit() - icount)
             return None
         # FAULT: the block starts with bytes that cannot run
         frag = site.fragment
         self.mon.icount = self.counted()
         self._set_count(self.mon.icount)
-        if frag.block.fault == "#UD":
+        if frag.trace.fault == "#UD":
             return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
         fetched = len(self.mon.peek(frag.guest_pc, MAX_INSN_LEN))
         why = fetch_exception(self.mon, frag.guest_pc, fetched)
@@ -327,21 +327,23 @@ class Bt:
                        address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
 
-    def _undo_prologue(self, frag: Fragment) -> int:
-        """Give back what a fragment's prologue took (its code did not run); returns the
-        count so far, with the budget accounting restarted there."""
-        self.fast.mem_write(self._rem_phys, struct.pack("<i", self._rem() + frag.ninsns))
+    def _undo_prologue(self, site: Site) -> int:
+        """Give back what the prologue of a site's segment took (its code did not run);
+        returns the count so far, with the budget accounting restarted there."""
+        seg = site.fragment.segment_of(site.index)
+        self.fast.mem_write(self._rem_phys, struct.pack("<i", self._rem() + seg.ninsns))
         icount = self.counted()
         self._set_count(icount)
         return icount
 
-    def _budget(self, frag: Fragment) -> int | None:
+    def _budget(self, site: Site) -> int | None:
         """A prologue found the chunk spent: refill, run a tail, or end the run."""
-        icount = self._undo_prologue(frag)
+        icount = self._undo_prologue(site)
+        frag, seg = site.fragment, site.fragment.segment_of(site.index)
         mon = self.mon
         if mon.event_at is not None and icount >= mon.event_at and icount < mon.config.max_insns:
             mon.icount = icount
-            handler = self._deliver(lambda: mon.poll_interrupts(frag.guest_pc))
+            handler = self._deliver(lambda: mon.poll_interrupts(seg.pc))
             if mon.stopped:
                 return None
             if handler is not None:
@@ -349,21 +351,21 @@ class Bt:
         left = self._limit() - icount
         if left <= 0:
             self.mon.icount = icount
-            self.mon.machine.pc = frag.guest_pc
+            self.mon.machine.pc = seg.pc
             self.mon.stop(Reason.BUDGET)
             return None
-        if left < frag.ninsns:  # the budget ends inside this block: run just its first part
-            insns = frag.block.insns[:left]
+        if left < seg.ninsns:  # the budget ends inside this segment: run just its first part
+            insns = frag.insns[seg.first:seg.first + left]
             reps = [i for i, insn in enumerate(insns) if self.translator._is_rep_string(insn)]
             if not reps:
-                return self._translate(frag.guest_pc, max_insns=left, cached=False).tc
+                return self._translate(seg.pc, max_insns=left, cached=False).tc
             if reps[0] > 0:  # up to the rep; its own block will come back here
-                return self._translate(frag.guest_pc, max_insns=reps[0], cached=False).tc
+                return self._translate(seg.pc, max_insns=reps[0], cached=False).tc
             # the block starts with a rep whose iterations may outrun the budget: leave
             # translated code and let unicorn count them (see _rep_to_budget)
             self.pending_rep = (insns[0], left)
             return None
-        return frag.tc
+        return seg.entry
 
     def _rep_to_budget(self) -> None:
         """Run a rep string instruction for at most the budget that is left.
@@ -414,7 +416,7 @@ class Bt:
         mon, insn, frag = self.mon, site.insn, site.fragment
         self.callouts[insn.name] = self.callouts.get(insn.name, 0) + 1
         rem = self._sync_in()
-        before = (self.base + self.chunk - rem + self.extra - frag.ninsns + site.index
+        before = (self.base + self.chunk - rem + self.extra - frag.pending(site.index)
                   if frag.counted else 0)
         mon.icount = before
         epoch = self.cache.epoch
@@ -483,8 +485,8 @@ class Bt:
             mon.fault(14, eip, f"control left the code cache at {eip:#x} (no-escape check)")
             return
         frag, index = self._where(eip)
-        insn = frag.block.insns[index]
-        mon.icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        insn = frag.insns[index]
+        mon.icount = self.counted() - frag.pending(index) if frag.counted else 0
         self._set_count(mon.icount)
         pf = self.mon.machine.fill_fault(err)
         if pf is not None:
@@ -575,8 +577,8 @@ class Bt:
             self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)
             return
         frag, index = self._where(eip)
-        insn = frag.block.insns[index]
-        icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        insn = frag.insns[index]
+        icount = self.counted() - frag.pending(index) if frag.counted else 0
         self.cache.invalidate(address, address + size)
         # run the storing instruction alone, so whatever follows is translated afresh
         self._set_count(icount)
@@ -593,7 +595,8 @@ class Bt:
         self._sync_in()  # (every way a run stops has set mon.icount already)
         t = self.translator
         stats = {
-            "blocks_translated": t.blocks, "guest_bytes_translated": t.guest_bytes,
+            "blocks_translated": t.blocks, "blocks_linked": t.linked,
+            "guest_bytes_translated": t.guest_bytes,
             "host_bytes": t.host_bytes, "ident_instructions": t.ident,
             "rewritten_instructions": t.rewritten,
             "keystone_calls": self.templates.keystone_calls,

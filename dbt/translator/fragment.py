@@ -6,7 +6,8 @@ import bisect
 import enum
 from dataclasses import dataclass, field
 
-from dbt.scanner import Block, Insn
+from dbt.scanner import Insn
+from dbt.translator.trace import Trace
 
 
 class SiteKind(enum.Enum):
@@ -27,7 +28,7 @@ class Site:
 
     kind: SiteKind
     fragment: Fragment | None
-    index: int = 0  # which guest instruction of the block (for exact counting)
+    index: int = 0  # which guest instruction of the trace (BUDGET: its segment's first)
     insn: Insn | None = None
     target: int | None = None  # EXIT: guest pc the branch goes to
     key: int = 0  # host address just after the int3: what unicorn reports
@@ -36,19 +37,31 @@ class Site:
     stub: int = 0  # EXIT: where that jump goes until then (and after unchaining)
 
 
+@dataclass
+class Segment:
+    """Instructions that one prologue counts (exact clock): from the start of a trace, or
+    from the fall-through of a conditional branch in it, to the next such point."""
+
+    first: int  # index of its first instruction in the trace
+    ninsns: int
+    pc: int  # guest pc of its first instruction
+    entry: int = 0  # host address of its prologue, where it starts again
+
+
 @dataclass(eq=False)
 class Fragment:
-    """The translation of one guest block, placed in the code cache."""
+    """The translation of one guest trace, placed in the code cache."""
 
     guest_pc: int
-    block: Block
+    trace: Trace
     tc: int  # the entry of direct branches (after the ibl entry)
     code: bytes  # the hot code, from ``start``
     start: int = 0  # the first host byte: the ibl entry, where indirect branches arrive
     cold_tc: int = 0  # exit stubs, lookup slow paths, the budget exit
     cold_code: bytes = b""
-    ninsns: int = 0  # guest instructions counted by the prologue
-    counted: bool = False  # has a counting prologue (exact clock)
+    insns: list[Insn] = field(default_factory=list)  # the trace's instructions
+    segments: list[Segment] = field(default_factory=list)
+    counted: bool = False  # has counting prologues (exact clock)
     starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
@@ -62,13 +75,25 @@ class Fragment:
 
     def physical_ranges(self) -> list[tuple[int, int]]:
         """The guest-physical byte ranges its guest code was translated from."""
-        lo, hi = self.block.pc, self.block.end
         out = []
-        for vpage, page in self.pages:
-            a, b = max(lo, vpage), min(hi, vpage + 4096)
-            if a < b:
-                out.append((page + a - vpage, page + b - vpage))
+        for lo, hi in self.trace.ranges:
+            for vpage, page in self.pages:
+                a, b = max(lo, vpage), min(hi, vpage + 4096)
+                if a < b:
+                    out.append((page + a - vpage, page + b - vpage))
         return out
+
+    def segment_of(self, index: int) -> Segment:
+        """The segment that counts the trace's instruction ``index``."""
+        return self.segments[bisect.bisect_right([s.first for s in self.segments], index) - 1]
+
+    def pending(self, index: int) -> int:
+        """Instructions from ``index`` to the end of its segment: counted by the segment's
+        prologue, not yet run when instruction ``index`` is about to run."""
+        if not self.counted:
+            return 0
+        seg = self.segment_of(index)
+        return seg.first + seg.ninsns - index
 
     @property
     def tc_end(self) -> int:
@@ -77,10 +102,6 @@ class Fragment:
     @property
     def cold_end(self) -> int:
         return self.cold_tc + len(self.cold_code)
-
-    @property
-    def guest_end(self) -> int:
-        return self.block.end
 
     def insn_index_at(self, host: int) -> int:
         """Index of the guest instruction whose translation contains host address ``host``."""

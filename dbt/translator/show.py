@@ -9,6 +9,7 @@ from dbt.monitor.machine import Machine
 from dbt.scanner import Decoder
 from dbt.scanner.explore import explore
 from dbt.translator.templates import Templates
+from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator
 
 
@@ -21,7 +22,7 @@ def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
     at, cold = layout.cache + 16, layout.cache + HOT_SIZE
     rows = []
     for block in explore(image, max_blocks=max_blocks):
-        frag = translator.translate(block, at, cold)
+        frag = translator.translate(Trace.of(block), at, cold)
         at, cold = (frag.tc_end + 15) & ~15, (frag.cold_end + 15) & ~15
         if at >= layout.cache + HOT_SIZE:
             break

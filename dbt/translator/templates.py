@@ -137,6 +137,22 @@ TEXT = {
 #: Fixed encodings, written by hand because they are one opcode and a displacement
 #: (keystone cannot fix up a rel8 to a label it has not seen): Intel SDM Vol. 2.
 INT3 = b"\xcc"
+NOP = b"\x90"
+
+
+_LEGACY_PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
+
+
+def split_prefixes(raw: bytes, bits: int) -> tuple[bytes, int | None, int]:
+    """(legacy prefixes, REX byte or None, offset of the opcode)."""
+    i = 0
+    while i < len(raw) and raw[i] in _LEGACY_PREFIXES:
+        i += 1
+    rex = None
+    if bits == 64 and i < len(raw) and 0x40 <= raw[i] <= 0x4F:
+        rex = raw[i]
+        i += 1
+    return raw[:i - (1 if rex is not None else 0)], rex, i
 
 
 def jmp_rel32(at: int, target: int) -> bytes:

@@ -203,6 +203,26 @@ def test_budget_is_exact_inside_a_block(budget):
         assert r.pc == ref.pc, engine
 
 
+TRACE = ("mov ecx, 3\nl: inc eax\njmp a\nb: out 0x80, al\ninc ebx\ndec ecx\njnz l\ncli\nhlt\n"
+         "a: inc edx\ncall f\nadd esi, 2\ntest eax, 1\njz b\ninc edi\njmp b\n"
+         "f: add eax, 0\nret")
+
+
+@pytest.mark.parametrize("budget", list(range(1, 48)))
+def test_budget_is_exact_inside_a_trace(budget):
+    """bt translates blocks linked by jmp, call and a jcc's fall-through as one trace,
+    with one counting prologue per segment (a new one after the jcc). A budget that
+    ends anywhere in it, a callout (out) and a return into a later segment must leave
+    the count, pc and registers of interp."""
+    img = raw_image((BASE, assemble(TRACE, BASE, 32)))
+    results = {e: run_guest(img, e, RunConfig(max_insns=budget), ram_size=RAM)
+               for e in ENGINES}
+    ref = results["interp"]
+    for engine, r in results.items():
+        assert outcome(r) == outcome(ref), engine
+        assert r.pc == ref.pc, engine
+
+
 REP = "cld\nmov edi, 0x180000\nmov ecx, 100\nmov al, 7\nrep stosb\nmov ecx, 5\nrepe cmpsb\ncli\nhlt"
 @pytest.mark.parametrize("budget", [1, 4, 5, 50, 106, 200])
 def test_budget_inside_a_rep_string_instruction(budget):

@@ -21,6 +21,7 @@ from dbt.scanner import Decoder, StopReason, scan_block
 from dbt.translator.assembler import assemble
 from dbt.translator.fragment import Fragment, SiteKind
 from dbt.translator.templates import Templates
+from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator
 from dbt.translator.validate import validate
 
@@ -57,7 +58,7 @@ def translate_all(code: bytes, bits: int, exact: bool = True, place: int = 0x100
     at, cold, pc, frags = layout.cache + place, layout.cache + HOT_SIZE, GUEST, []
     while pc < GUEST + len(code):
         block = scan_block(d, fetch, pc)
-        frag = tr.translate(block, at, cold)
+        frag = tr.translate(Trace.of(block), at, cold)
         frags.append(frag)
         at, cold = (frag.tc_end + 15) & ~15, (frag.cold_end + 15) & ~15
         if not block.insns:
@@ -90,7 +91,7 @@ def test_cli_sti_pushf_popf_translate_and_validate(bits, exact):
     src = "cli\npushfd\nsti\npop eax\npush eax\npopfd\nhlt" if bits == 32 else \
         "cli\npushfq\nsti\npop rax\npush rax\npopfq\nhlt"
     frags, d, layout = translate_all(assemble(src, GUEST, bits), bits, exact)
-    assert [f.block.stop for f in frags] == [StopReason.SENSITIVE] * 3  # sti, popf, hlt
+    assert [f.trace.stop for f in frags] == [StopReason.SENSITIVE] * 3  # sti, popf, hlt
     for frag in frags:
         validate(frag, d, layout)
         names = [m for _, _, m, _ in host_insns(frag, d)]
@@ -218,7 +219,7 @@ def test_rip_relative_store_and_negative_displacement():
                     GUEST, 64)
     frags, d, layout = translate_all(code, 64)
     frag = frags[0]
-    block = frag.block
+    block = frag.trace
     for k, disp in ((0, -0x40), (1, 0x7FFF0)):
         _, target = _effective(d, frag, frag.starts[k])
         assert target == block.insns[k].next + disp
@@ -231,7 +232,7 @@ def test_rip_relative_indirect_call_reads_the_guest_slot():
     frags, d, layout = translate_all(code, 64)
     frag = frags[0]
     validate(frag, d, layout)
-    insn = frag.block.insns[0]
+    insn = frag.insns[0]
     loads = [a for a, _, m, o in host_insns(frag, d) if m == "mov" and "rip" in o]
     assert len(loads) == 1
     _, target = _effective(d, frag, loads[0])
@@ -265,9 +266,9 @@ def test_branches_translate_and_validate(bits, src):
     code = assemble("nop\n" + src, GUEST, bits)
     frags, d, layout = translate_all(code, bits)
     frag = frags[0]
-    assert frag.block.stop is StopReason.CONTROL
+    assert frag.trace.stop is StopReason.CONTROL
     validate(frag, d, layout)
-    assert frag.block.insns[-1].rule.action.value == "branch"
+    assert frag.insns[-1].rule.action.value == "branch"
     walks = frag.code.endswith(translator(bits)[0].t["ibl"].code)
     assert walks != any(s.kind is SiteKind.EXIT for s in frag.sites)
 
@@ -303,9 +304,9 @@ def test_faulting_block_translates_to_a_fault_site():
     """A block that starts with undecodable bytes is a fault site, uncounted."""
     frags, d, layout = translate_all(b"\xff\xff" + b"\x90" * 16, 32)
     frag = frags[0]
-    assert frag.block.fault == "#UD"
+    assert frag.trace.fault == "#UD"
     assert [s.kind for s in frag.sites] == [SiteKind.FAULT]
-    assert (frag.ninsns, frag.counted) == (0, False)
+    assert (frag.segments, frag.counted) == ([], False)
     validate(frag, d, layout)
 
 
@@ -314,6 +315,6 @@ def test_ident_instructions_are_copied_byte_for_byte():
     code = assemble("mov eax, 0x12345678\nadd ebx, eax\nimul ecx, edx, 7\nhlt", GUEST, 32)
     frags, d, layout = translate_all(code, 32, exact=False)
     frag = frags[0]
-    for k, insn in enumerate(frag.block.insns[:3]):
+    for k, insn in enumerate(frag.insns[:3]):
         at = frag.starts[k] - frag.start
         assert frag.code[at:at + insn.size] == insn.raw
