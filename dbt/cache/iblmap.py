@@ -93,8 +93,21 @@ class IblMap:
         self.miss = miss
         self.tables.clear()
         self._write(self._l0_offset(None), self._value(0, miss) * ENTRIES)
-        self._write(0, b"".join(self._l1_value(r, None) for r in
-                                sorted(range(ENTRIES), key=region_index)))
+        self._write(0, self._empty_l1())
+
+    def _empty_l1(self) -> bytes:
+        """L1 with every region on the empty table, in index order. 32-bit: index
+        (h << 8) | lo is region (lo << 8) | h, so a row of 256 entries is one base less
+        lo << 26 (built a row at a time: 65536 separate packs take 50 ms)."""
+        empty = (self.va + self._l0_offset(None)) & 0xFFFF_FFFF
+        if self.bits == 64:
+            return struct.pack("<I", empty) * ENTRIES
+        rows = []
+        for h in range(256):
+            base = empty - (h << 18)
+            rows.append(struct.pack("<256I", *[(base - (lo << 26)) & 0xFFFF_FFFF
+                                               for lo in range(256)]))
+        return b"".join(rows)
 
     def set(self, pc: int, host: int) -> None:
         """Translated code reaching ``pc`` by an indirect branch goes to ``host``."""

@@ -45,7 +45,7 @@ from dbt.monitor.watchdog import Watchdog
 from dbt.scanner.decoder import MAX_INSN_LEN
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
-from dbt.translator.trace import build_trace
+from dbt.translator.trace import BlockCache, build_trace
 from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
@@ -73,6 +73,8 @@ class Bt:
         self.templates = Templates(self.layout)
         self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
         self.cache = CodeCache(m, self.layout, self.translator)
+        self.blocks = BlockCache(mon.decoder, mon.fetch_code)
+        self._blocks_epoch = self.cache.epoch
         self.validate = mon.config.validate
         self.mixed_page_stores = 0
         self.callouts: dict[str, int] = {}
@@ -221,7 +223,10 @@ class Bt:
 
         t0 = time.perf_counter()
         mon = self.mon
-        trace = build_trace(mon.decoder, mon.fetch_code, pc, max_insns)
+        if self.cache.epoch != self._blocks_epoch:  # translations were dropped
+            self.blocks.forget()
+            self._blocks_epoch = self.cache.epoch
+        trace = build_trace(self.blocks, pc, max_insns)
         pages = None
         if mon.guest_paging() and trace.ranges:
             pages = tuple((v, mon.code_page(v)) for v in trace.pages())
@@ -230,6 +235,8 @@ class Bt:
         except CacheFull:
             self.cache.flush()
             frag = self.cache.place(trace, cached, pages)
+        if cached:
+            self.blocks.remember(trace)
         if self.validate:
             from dbt.translator.validate import validate
 

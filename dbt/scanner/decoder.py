@@ -98,6 +98,28 @@ class Decoder:
         cache[key] = insn
         return insn
 
+    def decode_run(self, address: int, code: bytes) -> list[Insn]:
+        """The instructions at the start of ``code`` (at ``address``), in a row, without
+        detail: the ones whose whole 15-byte window lies in ``code``, up to the first
+        that does not decode. One capstone call for all (a call per instruction costs
+        12 us, a sweep 0.7 us an instruction); each is cached as :meth:`decode` would."""
+        out = []
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            cache.clear()
+        limit = address + len(code) - MAX_INSN_LEN
+        for addr, size, mnemonic, op_str in self._lite.disasm_lite(code, address):
+            if addr > limit:
+                break
+            off = addr - address
+            key = (addr, code[off:off + MAX_INSN_LEN])
+            insn = cache.get(key)
+            if insn is None:
+                insn = cache[key] = Insn(addr, size, code[off:off + size], _base_name(mnemonic),
+                                         mnemonic, op_str, classify(mnemonic, op_str))
+            out.append(insn)
+        return out
+
     def _decode(self, address: int, window: bytes, detail: bool) -> Insn | None:
         if not detail:
             for addr, size, mnemonic, op_str in self._lite.disasm_lite(window, address, 1):
@@ -132,6 +154,8 @@ _PREFIXES = ("rep ", "repe ", "repz ", "repne ", "repnz ", "lock ", "bnd ", "not
 
 
 def _base_name(mnemonic: str) -> str:
+    if " " not in mnemonic:  # (nearly always: no prefix printed)
+        return mnemonic
     while True:
         for p in _PREFIXES:
             if mnemonic.startswith(p):

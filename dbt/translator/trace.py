@@ -116,23 +116,49 @@ def link_of(insn: Insn, bits: int) -> tuple[Link, int] | None:
     return None
 
 
-def build_trace(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
-                max_insns: int | None = None) -> Trace:
+class BlockCache:
+    """Scanned blocks by pc, so that a block linked into several traces is decoded once.
+    Only blocks of placed translations are remembered, and all are forgotten whenever
+    translations are dropped (their bytes may have changed): the write protection of
+    translated code is what keeps an entry true."""
+
+    def __init__(self, decoder: Decoder, fetch: Callable[[int, int], bytes]):
+        self.decoder = decoder
+        self.fetch = fetch
+        self._blocks: dict[int, Block] = {}
+
+    def scan(self, pc: int, cap: int = MAX_BLOCK_INSNS) -> Block:
+        """The block at ``pc`` of at most ``cap`` instructions."""
+        block = self._blocks.get(pc)
+        if block is not None and (len(block.insns) == cap if block.stop is StopReason.SIZE_CAP
+                                  else len(block.insns) <= cap):
+            return block
+        return scan_block(self.decoder, self.fetch, pc, max_insns=cap)
+
+    def remember(self, trace: Trace) -> None:
+        for block in trace.blocks:  # (a block cut short by a smaller cap is not kept)
+            if block.stop is not StopReason.SIZE_CAP or len(block.insns) == MAX_BLOCK_INSNS:
+                self._blocks[block.pc] = block
+
+    def forget(self) -> None:
+        self._blocks.clear()
+
+
+def build_trace(blocks: BlockCache, pc: int, max_insns: int | None = None) -> Trace:
     """The trace from ``pc``: its first block, then linked blocks (rules above)."""
     tail = max_insns is not None
     limit = max_insns if tail else MAX_TRACE_INSNS
-    first = scan_block(decoder, fetch, pc, **({"max_insns": limit} if tail else {}))
-    trace = Trace([first])
-    count = len(first.insns)
+    trace = Trace([blocks.scan(pc, min(limit, MAX_BLOCK_INSNS))])
+    count = len(trace.blocks[0].insns)
     while len(trace.blocks) < MAX_TRACE_BLOCKS and trace.blocks[-1].insns:
-        found = link_of(trace.blocks[-1].insns[-1], decoder.bits)
+        found = link_of(trace.blocks[-1].insns[-1], blocks.decoder.bits)
         if found is None:
             break
         link, at = found
         if link is Link.JCC and tail or any(b.pc == at for b in trace.blocks) \
                 or count >= limit:
             break
-        block = scan_block(decoder, fetch, at, max_insns=min(limit - count, MAX_BLOCK_INSNS))
+        block = blocks.scan(at, min(limit - count, MAX_BLOCK_INSNS))
         if not block.insns or is_rep_string(block.insns[0]):
             break
         trace.links[count - 1] = link

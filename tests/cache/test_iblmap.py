@@ -120,3 +120,12 @@ def test_l1_entries_are_what_the_32bit_walk_adds_to():
     index = bswap32(0xABCD_0010) & 0xFFFF
     (l1,) = struct.unpack("<I", m.mem.read(m.mem.phys + index * 4, 4))
     assert (l1 + 0xABCD_0000 * 4) % 2**32 == m.va + m._l0_offset(m.tables[0xABCD])
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_the_empty_l1_built_by_rows_is_the_one_built_by_regions(bits):
+    m = new_map(bits)
+    for region in (0, 1, 0xFF, 0x100, 0x1234, 0xABCD, 0xFFFF):
+        index = ((region & 0xFF) << 8) | (region >> 8)
+        at = m.mem.phys + index * 4
+        assert m.mem.read(at, 4) == m._l1_value(region, None), hex(region)

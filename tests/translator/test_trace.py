@@ -16,13 +16,13 @@ from test_translate import GUEST, fetcher, host_insns, translator
 from dbt.cache.codecache import HOT_SIZE
 from dbt.scanner import Decoder
 from dbt.translator.assembler import assemble
-from dbt.translator.trace import MAX_TRACE_BLOCKS, Link, build_trace
+from dbt.translator.trace import MAX_TRACE_BLOCKS, BlockCache, Link, build_trace
 from dbt.translator.validate import validate
 
 
 def trace_of(src: str, bits: int = 32, max_insns: int | None = None):
     code = assemble(src, GUEST, bits)
-    return build_trace(Decoder(bits), fetcher(code), GUEST, max_insns)
+    return build_trace(BlockCache(Decoder(bits), fetcher(code)), GUEST, max_insns)
 
 
 def test_jmp_call_and_jcc_link_their_next_block():
@@ -73,7 +73,7 @@ def test_linked_trace_translates_and_validates(bits, exact):
     code = assemble("inc eax\njmp a\na: call f\nf: test eax, eax\njz out\ninc ebx\n"
                     "out: ret", GUEST, bits)
     tr, d, layout = translator(bits, exact)
-    trace = build_trace(d, fetcher(code), GUEST)
+    trace = build_trace(BlockCache(d, fetcher(code)), GUEST)
     frag = tr.translate(trace, layout.cache + 0x1000, layout.cache + HOT_SIZE)
     validate(frag, d, layout)
     assert [s.ninsns for s in frag.segments] == [5, 2]
