@@ -121,13 +121,12 @@ def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
     insns: list[Insn] = []
     addr = pc
     page = pc & ~(PAGE_SIZE - 1)
-    ahead: dict[int, Insn] = {}
+    ahead = iter(())
     while True:
-        insn = ahead.get(addr)
+        insn = next(ahead, None)
         if insn is None and not detail and page + PAGE_SIZE - addr > MAX_INSN_LEN:
-            chunk = fetch(addr, min(CHUNK, page + PAGE_SIZE - addr))
-            ahead = {i.address: i for i in decoder.decode_run(addr, chunk)}
-            insn = ahead.get(addr)
+            ahead = decoder.decode_run(addr, fetch(addr, min(CHUNK, page + PAGE_SIZE - addr)))
+            insn = next(ahead, None)
         if insn is None:
             window = fetch(addr, MAX_INSN_LEN)
             if not window:
