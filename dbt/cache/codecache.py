@@ -17,7 +17,7 @@ import bisect
 
 from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_READ, UC_PROT_WRITE
 
-from dbt.cache.iblmap import IblMap
+from dbt.cache.iblmap import JUMP_TABLES, IblMap
 from dbt.cache.layout import CACHE_SIZE, Layout
 from dbt.errors import CacheFull
 from dbt.monitor.machine import Machine
@@ -45,7 +45,7 @@ class CodeCache:
         self.placed: list[Fragment] = []  # in host-address order
         self.placed_tc: list[int] = []
         self.stats = {"chained": 0, "unchained": 0, "invalidations": 0, "flushes": 0,
-                      "invalidated_fragments": 0}
+                      "invalidated_fragments": 0, "jump_tables": 0}
         self.epoch = 0  # bumped whenever fragments are invalidated or flushed
         self.hooks: dict[int, int] = {}  # protected guest page -> its write-protection hook
         self.on_write_prot = None  # set by the engine
@@ -69,6 +69,9 @@ class CodeCache:
         self.miss_key = miss.key
         self.ptr = (lay.cache + len(code) + 15) & ~15
         self.map.reset(lay.cache)
+        self.table_ptr = self.map.jump_tables  # translated jump tables, never freed
+        #: guest page -> fragments that translated a jump table on it
+        self.table_pages: dict[int, set[Fragment]] = {}
 
     def flush(self) -> None:
         """Drop every translation (the cache is full, or everything changed)."""
@@ -90,12 +93,20 @@ class CodeCache:
         return self.fragments.get(pc)
 
     def place(self, trace: Trace, cached: bool = True,
-              pages: tuple[tuple[int, int], ...] | None = None) -> Fragment:
+              pages: tuple[tuple[int, int], ...] | None = None,
+              table: tuple[int, list[int]] | None = None) -> Fragment:
         """Translate a trace into the cache; ``cached=False`` for one-off fragments
         (budget tails, single-instruction restarts) that nothing may look up.
         ``pages``: (linear page, physical page) of each page the trace's bytes are on
-        (default: linear = physical, the guest's paging off)."""
-        frag = self.translator.translate(trace, self.ptr, self.cold_ptr)
+        (default: linear = physical, the guest's paging off). ``table``: the guest jump
+        table the trace ends with, (guest address, targets), if it is to be translated
+        (the guest's paging off)."""
+        spec = None
+        if table is not None:
+            size = self.layout.bits // 8 * len(table[1])
+            if self.table_ptr + size <= self.map.jump_tables + JUMP_TABLES:
+                spec = (self.table_ptr, table[1], (table[0], table[0] + size))
+        frag = self.translator.translate(trace, self.ptr, self.cold_ptr, spec)
         if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
         code = self.layout.cache_mem  # fresh addresses: nothing of unicorn's to drop
@@ -108,9 +119,17 @@ class CodeCache:
             self.sites[site.key] = site
         self.placed.append(frag)
         self.placed_tc.append(frag.start)
+        if spec is not None:
+            self.stats["jump_tables"] += 1
+            self.table_ptr = (self.table_ptr + size + 15) & ~15
+            for site in frag.exits:
+                if site.slot_at:
+                    self._write_slot(site.slot_at, site.stub)
+            for p in range(spec[2][0] & ~(PAGE - 1), spec[2][1], PAGE):
+                self.table_pages.setdefault(p, set()).add(frag)
         if frag.insns:
             if pages is None:
-                pages = tuple((p, p) for p in trace.pages())
+                pages = tuple((p, p) for p in frag.guest_pages())
             frag.pages = pages
             for vpage, page in pages:
                 self.by_page.setdefault(page, set()).add(frag)
@@ -152,9 +171,22 @@ class CodeCache:
         """Point an exit's jump straight at the target fragment (recorded both ways)."""
         if not site.fragment or not site.fragment.valid or not target.valid:
             return
-        self._patch_jump(site.jump_at, target.tc)
+        self._relink(site, target.tc)
         target.incoming.add(site.key)
         self.stats["chained"] += 1
+
+    def _relink(self, site: Site, to: int) -> None:
+        """Aim an exit at host address ``to``: its jump, or its jump-table entry."""
+        if site.slot_at:
+            self._write_slot(site.slot_at, to)
+        else:
+            self._patch_jump(site.jump_at, to)
+
+    def _write_slot(self, at: int, to: int) -> None:
+        """A jump-table entry (data: unicorn reads it when the jump runs)."""
+        size = self.layout.bits // 8
+        self.layout.table_mem.write(at - self.layout.table + self.layout.table_phys,
+                                    (to % 2**(8 * size)).to_bytes(size, "little"))
 
     def _patch_jump(self, at: int, target: int) -> None:
         phys = self._phys(at)
@@ -213,9 +245,12 @@ class CodeCache:
         for key in f.incoming:  # unchain: send each incoming jump back to its stub
             site = self.sites.get(key)
             if site and site.fragment and site.fragment.valid:
-                self._patch_jump(site.jump_at, site.stub)
+                self._relink(site, site.stub)
                 self.stats["unchained"] += 1
         f.incoming.clear()
+        if f.table is not None:
+            for p in range(f.table[2][0] & ~(PAGE - 1), f.table[2][1], PAGE):
+                self.table_pages.get(p, set()).discard(f)
         for vpage, page in f.pages:
             frags = self.by_page.get(page)
             if frags is not None:

@@ -13,6 +13,7 @@ pc choose the region, bits 0-15 the entry):
 
     L1     65536 x 4 bytes   indexed by the region number, byte-swapped (the walk
                              gets it with ``bswap`` and ``movzx``, both flags-free)
+    (256 KiB for the code cache's translated jump tables, see jumptable.py)
     empty  one L0 table      every entry the miss routine: regions with no table
     pool   L0 tables         one per region with translated code, entries the
                              host entries of fragments, or the miss routine
@@ -45,6 +46,7 @@ from dbt.cache.layout import TABLE_SIZE, HostBacked
 REGION_BITS = 16
 ENTRIES = 1 << REGION_BITS
 L1_SIZE = ENTRIES * 4
+JUMP_TABLES = 256 << 10  # bytes after L1 that the map leaves to translated jump tables
 
 
 def region_index(region: int) -> int:
@@ -62,7 +64,8 @@ class IblMap:
         self.bits = bits
         self.entry = 8 if bits == 64 else 4
         self.l0_size = ENTRIES * self.entry
-        self.pool = (TABLE_SIZE - L1_SIZE - self.l0_size) // self.l0_size
+        self.pool = (TABLE_SIZE - L1_SIZE - JUMP_TABLES - self.l0_size) // self.l0_size
+        self.jump_tables = va + L1_SIZE  # where the jump-table area starts
         self.tables: dict[int, int] = {}  # region -> pool slot, oldest first
         self.evictions = 0
         self.miss = 0
@@ -70,7 +73,7 @@ class IblMap:
     # --- addresses --------------------------------------------------------------------------
     def _l0_offset(self, slot: int | None) -> int:
         """Offset in the region of an L0 table (None: the empty one)."""
-        return L1_SIZE + (0 if slot is None else (1 + slot) * self.l0_size)
+        return L1_SIZE + JUMP_TABLES + (0 if slot is None else (1 + slot) * self.l0_size)
 
     def _l1_value(self, region: int, slot: int | None) -> bytes:
         table = (self.va + self._l0_offset(slot)) & 0xFFFF_FFFF

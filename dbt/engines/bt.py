@@ -42,13 +42,16 @@ from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.pagefault import fetch_exception, fetch_fault_detail, inject
 from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
+from dbt.scanner import StopReason
 from dbt.scanner.decoder import MAX_INSN_LEN
+from dbt.translator import jumptable
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
 from dbt.translator.trace import BlockCache, build_trace
 from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
+MIXED_STORES_PER_TABLE_PAGE = 64
 
 
 @register
@@ -74,6 +77,8 @@ class Bt:
         self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
         self.cache = CodeCache(m, self.layout, self.translator)
         self.blocks = BlockCache(mon.decoder, mon.fetch_code)
+        self.no_tables: set[int] = set()  # pages whose jump tables are not translated
+        self._mixed: dict[int, int] = {}  # page -> stores let through beside translations
         self._blocks_epoch = self.cache.epoch
         self.validate = mon.config.validate
         self.mixed_page_stores = 0
@@ -227,14 +232,16 @@ class Bt:
             self.blocks.forget()
             self._blocks_epoch = self.cache.epoch
         trace = build_trace(self.blocks, pc, max_insns)
-        pages = None
+        pages = table = None
         if mon.guest_paging() and trace.ranges:
             pages = tuple((v, mon.code_page(v)) for v in trace.pages())
+        elif trace.stop is StopReason.CONTROL:
+            table = self._jump_table(trace)
         try:
-            frag = self.cache.place(trace, cached, pages)
+            frag = self.cache.place(trace, cached, pages, table)
         except CacheFull:
             self.cache.flush()
-            frag = self.cache.place(trace, cached, pages)
+            frag = self.cache.place(trace, cached, pages, table)
         if cached:
             self.blocks.remember(trace)
         if self.validate:
@@ -243,6 +250,15 @@ class Bt:
             validate(frag, self.mon.decoder, self.layout)
         self.translate_seconds += time.perf_counter() - t0
         return frag
+
+    def _jump_table(self, trace) -> tuple[int, list[int]] | None:
+        """The jump table a trace ends with, if bt may translate it (guest paging off:
+        linear = physical, see dbt/translator/jumptable.py), with its targets."""
+        jt = jumptable.find(trace.insns, trace.links, self.mon.decoder)
+        if jt is None or jt.table & ~0xFFF in self.no_tables:
+            return None
+        found = jumptable.targets(jt, self.mon.machine.fetch)
+        return None if found is None else (jt.table, found)
 
     def _clear_events(self) -> None:
         self.fault_eip = self.fault_vector = self.bad_address = None
@@ -534,8 +550,12 @@ class Bt:
         return None if handler is None else self._enter(handler)
 
     def _remapped(self, page: int | None) -> None:
-        """The guest's translations changed: drop fragments whose code moved."""
+        """The guest's translations changed: drop fragments whose code moved, and with
+        paging on, those that translated a jump table (the guest's own load of an entry
+        could now fault or set an accessed bit)."""
         self.cache.remapped(self.mon.code_page, page)
+        if self.mon.guest_paging():
+            self.cache.drop(set().union(*self.cache.table_pages.values()))
 
     def _deliver(self, call, sync: bool = True) -> int | None:
         """Run a monitor call that may deliver an exception or interrupt to the guest
@@ -581,6 +601,7 @@ class Bt:
                 if p in self.cache.by_page:
                     self.cache.protect(p, True)
             self.mixed_page_stores += 1
+            self._stores_beside(address & ~0xFFF)
             self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)
             return
         frag, index = self._where(eip)
@@ -590,6 +611,15 @@ class Bt:
         # run the storing instruction alone, so whatever follows is translated afresh
         self._set_count(icount)
         self.next_tc = self._translate(insn.address, max_insns=1, cached=False).tc
+
+    def _stores_beside(self, page: int) -> None:
+        """A store went through beside translated bytes: if they keep coming on a page
+        that is protected for a jump table, stop translating its tables (each such
+        store costs a trap)."""
+        self._mixed[page] = self._mixed.get(page, 0) + 1
+        if self._mixed[page] >= MIXED_STORES_PER_TABLE_PAGE and self.cache.table_pages.get(page):
+            self.no_tables.add(page)
+            self.cache.drop(set(self.cache.table_pages[page]))
 
     def _guest_written(self, start: int, end: int) -> None:
         """The monitor wrote guest memory (a handler): drop translations of that code."""
@@ -611,6 +641,8 @@ class Bt:
             "chained_exits": self.cache.stats["chained"],
             "unchained_exits": self.cache.stats["unchained"],
             "indirect_misses": self.misses, "indirect_map_evictions": self.cache.map.evictions,
+            "jump_tables_translated": self.cache.stats["jump_tables"],
+            "jump_table_pages_refused": len(self.no_tables),
             "callouts": dict(self.callouts),
             "invalidations": self.cache.stats["invalidations"],
             "invalidated_fragments": self.cache.stats["invalidated_fragments"],

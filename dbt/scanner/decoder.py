@@ -144,6 +144,12 @@ class Decoder:
                                               ci.reg_name(m.index) if m.index else "",
                                               m.scale, m.disp))
 
+    def registers_written(self, insn: Insn) -> frozenset[str]:
+        """The registers an instruction writes, explicitly or not (capstone's names)."""
+        for ci in self._full.disasm(insn.raw, insn.address, 1):
+            return frozenset(ci.reg_name(r) for r in ci.regs_access()[1])
+        return frozenset()
+
     def disasm(self, code: bytes, address: int):
         """Linear sweep without detail: yields (address, size, mnemonic, op_str)."""
         return self._lite.disasm_lite(code, address)

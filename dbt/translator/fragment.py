@@ -34,6 +34,7 @@ class Site:
     key: int = 0  # host address just after the int3: what unicorn reports
     resume: int = 0  # host address where translated code goes on when the insn falls through
     jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at a fragment
+    slot_at: int = 0  # EXIT of a jump table: its entry (a host address) instead of a jump
     stub: int = 0  # EXIT: where that jump goes until then (and after unchaining)
 
 
@@ -72,11 +73,22 @@ class Fragment:
     valid: bool = True
     #: (guest-linear page, guest-physical page) of each page its guest bytes are on
     pages: tuple[tuple[int, int], ...] = ()
+    #: a jump table it dispatches through: (host table, guest targets, guest byte range)
+    table: tuple[int, list[int], tuple[int, int]] | None = None
+
+    def guest_ranges(self) -> list[tuple[int, int]]:
+        """The guest-linear byte ranges its translation depends on: its code, and the
+        jump table it translated."""
+        return self.trace.ranges + ([self.table[2]] if self.table else [])
+
+    def guest_pages(self) -> list[int]:
+        return sorted({p for lo, hi in self.guest_ranges()
+                       for p in range(lo & ~0xFFF, hi, 0x1000)})
 
     def physical_ranges(self) -> list[tuple[int, int]]:
         """The guest-physical byte ranges its guest code was translated from."""
         out = []
-        for lo, hi in self.trace.ranges:
+        for lo, hi in self.guest_ranges():
             for vpage, page in self.pages:
                 a, b = max(lo, vpage), min(hi, vpage + 4096)
                 if a < b:

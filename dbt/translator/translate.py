@@ -41,9 +41,16 @@ from dbt.isa import Action
 from dbt.scanner import Decoder, Insn, StopReason
 from dbt.scanner.explore import direct_target
 from dbt.translator.fragment import Fragment, Segment, Site, SiteKind
+from dbt.translator.templates import (
+    INT3,
+    NOP,
+    Templates,
+    jcc_rel32,
+    jecxz_rel8,
+    jmp_rel32,
+    split_prefixes,
+)
 from dbt.translator.trace import Link, Trace
-from dbt.translator.templates import (INT3, NOP, Templates, jcc_rel32, jecxz_rel8, jmp_rel32,
-                                      split_prefixes)
 
 _LOOPS = {"loop", "loope", "loopne", "jecxz", "jcxz", "jrcxz"}
 _STRING_OPCODES = frozenset({0xA4, 0xA5, 0xA6, 0xA7, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF})
@@ -115,16 +122,20 @@ class Translator:
         raise TranslationError(f"template {template} has no {mnemonic} {operand}")
 
     # --- the trace --------------------------------------------------------------------------
-    def translate(self, trace: Trace, at: int, cold_at: int) -> Fragment:
+    def translate(self, trace: Trace, at: int, cold_at: int,
+                  table: tuple[int, list[int], tuple[int, int]] | None = None) -> Fragment:
         """Translate ``trace`` with its hot code at ``at`` and its cold code (exit stubs,
         lookup slow paths, the budget exit) at ``cold_at``: keeping the rarely run
         parts apart keeps hot loops on few code-cache pages, and unicorn chains
-        translated blocks directly only within a page."""
+        translated blocks directly only within a page. ``table``: the trace ends in a
+        jump through a guest jump table (see :mod:`dbt.translator.jumptable`) to go
+        through the host table at this address instead, entry k to guest target k."""
         e = Emitter(at)
         e.cold = Emitter(cold_at)
         e.emit(self.t["restore_cd"].code)  # the ibl entry
         frag = Fragment(trace.pc, trace, e.here, b"", start=at, cold_tc=cold_at,
-                        insns=trace.insns, segments=segments(trace), counted=self.exact)
+                        insns=trace.insns, segments=segments(trace), counted=self.exact,
+                        table=table)
         if trace.fault:
             frag.segments, frag.counted = [], False
             self._site(e, frag, Site(SiteKind.FAULT, frag), jump=True)
@@ -312,8 +323,22 @@ class Translator:
         elif name.startswith("j") and name != "jmp" and target is not None:
             self._jcc(e, frag, idx, insn, target)
             self._exit(e, frag, idx, insn.next)
+        elif frag.table is not None:
+            self._jump_table(e, frag, idx, insn)
         else:
             self._indirect(e, frag, idx, insn, prefixes, rex, pos)
+
+    def _jump_table(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> None:
+        """The guest's ``jmp [idx*S + T]`` with the host table's address for T; each
+        entry an exit to its guest target (chaining writes the entry)."""
+        host, targets, _ = frag.table
+        d = self.decoder.decode(insn.address, insn.raw, detail=True)
+        size = self.bits // 8
+        code = bytearray(insn.raw)
+        struct.pack_into("<I", code, d.disp_offset, host & 0xFFFF_FFFF)
+        e.emit(bytes(code))
+        for k, target in enumerate(targets):
+            self._exit_site(frag, idx, target).slot_at = host + k * size
 
     def _jcc(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, target: int) -> None:
         """A jcc rel32 aimed at its exit stub (placed after the body)."""
@@ -404,5 +429,7 @@ class Translator:
         for site in frag.exits:
             site.stub = c.here
             self._site(c, frag, site)
+            if site.slot_at:
+                continue  # (the code cache writes the table)
             off = site.jump_at - e.at
             e.buf[off:off + 6] = retarget(bytes(e.buf[off:off + 6]), site.jump_at, site.stub)

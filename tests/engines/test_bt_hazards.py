@@ -280,6 +280,20 @@ def test_lookup_table_collision():
         assert outcome(r) == outcome(results["interp"]), engine
 
 
+def test_switch_table_is_translated_then_refused():
+    """switch_table.s (compared with the other engines by the differential test) only
+    tests bt's jump tables if bt translates its table, then stops translating the
+    tables of that page once stores beside the table keep trapping; switch_paging.s
+    only if a table was translated before the guest turned paging on."""
+    r = run("switch_table.s", "bt")
+    assert (r.reason.value, r.exit_code) == ("exit", 0)
+    assert r.stats["jump_tables_translated"] >= 1
+    assert r.stats["jump_table_pages_refused"] == 1
+    r = run("switch_paging.s", "bt")
+    assert (r.reason.value, r.exit_code) == ("exit", 0)
+    assert r.stats["jump_tables_translated"] >= 1
+
+
 @pytest.mark.parametrize("bits", [32, 64])
 def test_indirect_targets_in_more_regions_than_the_map_holds(bits):
     """Functions in 16 different 64 KiB regions, called round-robin through a register:
