@@ -150,6 +150,13 @@ class Decoder:
             return frozenset(ci.reg_name(r) for r in ci.regs_access()[1])
         return frozenset()
 
+    def writes_memory(self, insn: Insn) -> bool:
+        """Does the instruction write a memory operand (explicit or string operand)?"""
+        for ci in self._full.disasm(insn.raw, insn.address, 1):
+            return any(o.type == X.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
+                       for o in ci.operands)
+        return True
+
     def disasm(self, code: bytes, address: int):
         """Linear sweep without detail: yields (address, size, mnemonic, op_str)."""
         return self._lite.disasm_lite(code, address)

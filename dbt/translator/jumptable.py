@@ -68,7 +68,10 @@ def _writes(decoder: Decoder, insn: Insn, family: str) -> int | None:
 def find(insns: list[Insn], links: dict[int, Link], decoder: Decoder) -> JumpTable | None:
     """The jump table the last instruction of a trace dispatches through (rules 1-4)."""
     bits = decoder.bits
-    jmp = decoder.decode(insns[-1].address, insns[-1].raw, detail=True)
+    last = insns[-1]
+    if last.name != "jmp" or "*" not in last.op_str or Link.JCC not in links.values():
+        return None  # (cheap tests first: most traces end otherwise)
+    jmp = decoder.decode(last.address, last.raw, detail=True)
     mems = [o.mem for o in jmp.operands or () if o.kind == "mem"]
     if jmp.name != "jmp" or len(mems) != 1:
         return None

@@ -12,11 +12,15 @@ with the block the branch leads to, *linked* in place:
 - ``JCC``: a conditional branch; the next block is its fall-through, the taken side
   leaves through an exit stub like any branch. In the exact clock the next block
   starts a new *segment*, with a counting prologue of its own.
+- ``RET``: a ``ret`` whose ``call`` is linked earlier in the trace, when nothing in
+  between can have changed the return address: only innocuous instructions that
+  write neither memory nor the stack pointer. The next block is the one after the
+  call, and the ret only drops the return address (a leaf function inlined).
 
 A trace stops growing, checking in this order, when the last block
 
-1. does not end in one of those branches (``loop``/``jecxz``-type branches, indirect
-   branches, callouts... end a trace as they end a fragment);
+1. does not end in one of those branches (``loop``/``jecxz``-type branches, other
+   indirect branches, callouts... end a trace as they end a fragment);
 2. leads to a block already in the trace (no unrolling);
 3. would take the trace past :data:`MAX_TRACE_BLOCKS` blocks or ``max_insns``
    instructions (:data:`MAX_TRACE_INSNS` by default);
@@ -50,6 +54,7 @@ class Link(enum.Enum):
     JMP = "jmp"
     CALL = "call"
     JCC = "jcc"
+    RET = "ret"
 
 
 @dataclass
@@ -116,6 +121,27 @@ def link_of(insn: Insn, bits: int) -> tuple[Link, int] | None:
     return None
 
 
+def _return_of(trace: Trace, decoder: Decoder) -> int | None:
+    """Where a ``ret`` ending the trace returns, if the last call linked in the trace is
+    its call and the return address cannot have changed since (see Link.RET)."""
+    insns = trace.insns
+    calls = [i for i, link in trace.links.items() if link is Link.CALL]
+    if insns[-1].name != "ret" or insns[-1].op_str or not calls \
+            or 0x66 in split_prefixes(insns[-1].raw, decoder.bits)[0]:
+        return None
+    call = max(calls)
+    sp = {"rsp", "esp", "sp"}
+    for i in range(call + 1, len(insns) - 1):
+        link = trace.links.get(i)
+        if link in (Link.JMP, Link.JCC):
+            continue  # (a jcc leaves when taken; on the trace's path it changes nothing)
+        insn = insns[i]
+        if link is not None or insn.rule.action is not Action.IDENT \
+                or decoder.writes_memory(insn) or sp & decoder.registers_written(insn):
+            return None
+    return insns[call].next
+
+
 class BlockCache:
     """Scanned blocks by pc, so that a block linked into several traces is decoded once.
     Only blocks of placed translations are remembered, and all are forgotten whenever
@@ -153,7 +179,10 @@ def build_trace(blocks: BlockCache, pc: int, max_insns: int | None = None) -> Tr
     while len(trace.blocks) < MAX_TRACE_BLOCKS and trace.blocks[-1].insns:
         found = link_of(trace.blocks[-1].insns[-1], blocks.decoder.bits)
         if found is None:
-            break
+            back = _return_of(trace, blocks.decoder)
+            if back is None:
+                break
+            found = Link.RET, back
         link, at = found
         if link is Link.JCC and tail or any(b.pc == at for b in trace.blocks) \
                 or count >= limit:

@@ -352,12 +352,14 @@ class Translator:
     def _link(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, link: Link) -> None:
         """A branch whose next block follows in the trace: a jmp becomes a nop (it keeps
         a host address of its own, for faults and coverage), a call pushes the guest
-        return address, a jcc leaves only when taken."""
+        return address, a ret only drops it, a jcc leaves only when taken."""
         self.rewritten += 1
         if link is Link.JMP:
             e.emit(NOP)
         elif link is Link.CALL:
             self._push_return(e, insn.next)
+        elif link is Link.RET:
+            e.emit(self.t["drop"].fill(self.bits // 8))
         else:
             self._jcc(e, frag, idx, insn, direct_target(insn))
 

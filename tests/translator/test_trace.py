@@ -49,6 +49,29 @@ def test_branches_that_end_a_trace(src):
     assert len(trace_of(src).blocks) == 1
 
 
+def test_a_leaf_call_and_its_return_are_linked():
+    """A ret whose call is linked earlier in the trace, with nothing in between that
+    could change the return address, goes on after the call (the pair inlined)."""
+    t = trace_of("call f\ninc ebx\nret\nf: mov eax, dword ptr [esi]\ntest eax, eax\n"
+                 "jz g\ng: ret")
+    assert [t.links[i] for i in sorted(t.links)] == [Link.CALL, Link.JCC, Link.RET]
+    assert [b.pc for b in t.blocks][-1] == GUEST + 5
+
+
+@pytest.mark.parametrize("body", ["push ebx\npop ebx", "mov dword ptr [eax], ebx",
+                                  "add esp, 4", "add dword ptr [esp], 2", "stosd",
+                                  "call eax", "pushfd\npopfd", "out 0x80, al"])
+def test_a_return_address_that_may_have_changed_is_not_linked(body):
+    """A store (anywhere: it may hit the return address), a write of esp, another call,
+    a template or a callout between the call and the ret: the ret stays indirect."""
+    t = trace_of(f"call f\nret\nf: {body}\nret")
+    assert Link.RET not in t.links.values()
+
+
+def test_ret_with_an_immediate_is_not_linked():
+    assert Link.RET not in trace_of("call f\nret\nf: ret 4").links.values()
+
+
 def test_trace_length_is_capped():
     src = "".join(f"jmp b{k}\nb{k}: " for k in range(20)) + "ret"
     assert len(trace_of(src).blocks) == MAX_TRACE_BLOCKS
