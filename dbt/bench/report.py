@@ -140,7 +140,7 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
         t = Table(title="Macrobenchmarks: guest MIPS (median of the runs); ratios are speed-ups",
                   title_justify="left")
         for col in ("benchmark", "arch", "clock", "insns", *engines, "bt/hw", "bt/interp",
-                    "blocks", "xlate", "chained", "ind. hits", "callouts/kinsn"):
+                    "blocks", "xlate", "chained", "ind. misses", "callouts/kinsn"):
             t.add_column(col, justify="left" if col in ("benchmark", "arch", "clock") else "right")
         for k in macro:
             rs = [cell.get((*k, e)) for e in engines]
@@ -151,7 +151,7 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
                       *[_num(r.mips) if r else "-" for r in rs],
                       _num(bt and bt.ratios.get("bt/hw")), _num(bt and bt.ratios.get("bt/interp")),
                       str(s.get("blocks", "-")), _pct(s.get("translate_share")),
-                      str(s.get("chained_exits", "-")), _pct(s.get("indirect_hit_rate")),
+                      str(s.get("chained_exits", "-")), str(s.get("indirect_misses", "-")),
                       _num(s.get("callouts_per_kinsn")))
         console.print(t)
     for r in rows:

@@ -131,13 +131,12 @@ def summarize(stats: dict, instructions: int, iterations: int | None) -> dict:
             out["exits_per_op"] = n / iterations
     if "blocks_translated" in stats:  # bt
         callouts = sum(v for k, v in stats["callouts"].items() if k != "hlt")
-        hits, misses = stats["indirect_hits"], stats["indirect_misses"]
         run_s = stats.get("run_seconds") or 0
         out.update({
             "blocks": stats["blocks_translated"],
             "translate_share": stats["translate_seconds"] / run_s if run_s else None,
             "chained_exits": stats["chained_exits"],
-            "indirect_hit_rate": hits / (hits + misses) if hits + misses else None,
+            "indirect_misses": stats["indirect_misses"],
             "callouts_per_kinsn": callouts * 1000 / instructions if instructions else None,
             "invalidations": stats["invalidations"],
         })

@@ -116,6 +116,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     _nano("divzero", "#DE delivered to and handled by the guest", "hw", needs=("idt",)),
     _nano("ptemod", "modify a live page-table entry and invlpg it", "bt", needs=("paging",)),
     # --- what a scan-and-patch translator is about ----------------------------------------
+    _nano("call_ret_push", "call to a function that pushes and pops a register, then returns"),
     _nano("cli_sti", "cli; sti"),
     _nano("pushf_popf", "pushfd; popfd"),
     _nano("cpuid", "cpuid leaf 0"),

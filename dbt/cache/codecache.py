@@ -1,5 +1,5 @@
 """The code cache: placement of fragments, the guest->host map, chaining, the indirect-branch
-table, invalidation by guest address range, and flushing when full.
+map, invalidation by guest address range, and flushing when full.
 
 Invariants:
 - every direct link (a patched jmp/jcc) is recorded at both ends: the source
@@ -14,16 +14,16 @@ Invariants:
 from __future__ import annotations
 
 import bisect
-import struct
 
 from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_READ, UC_PROT_WRITE
 
-from dbt.cache.layout import CACHE_SIZE, TABLE_ENTRIES, Layout
+from dbt.cache.iblmap import JUMP_TABLES, IblMap
+from dbt.cache.layout import CACHE_SIZE, Layout
 from dbt.errors import CacheFull
 from dbt.monitor.machine import Machine
-from dbt.scanner import Block
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import INT3
+from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator, retarget
 
 PAGE = 4096
@@ -45,10 +45,11 @@ class CodeCache:
         self.placed: list[Fragment] = []  # in host-address order
         self.placed_tc: list[int] = []
         self.stats = {"chained": 0, "unchained": 0, "invalidations": 0, "flushes": 0,
-                      "invalidated_fragments": 0}
+                      "invalidated_fragments": 0, "jump_tables": 0}
         self.epoch = 0  # bumped whenever fragments are invalidated or flushed
         self.hooks: dict[int, int] = {}  # protected guest page -> its write-protection hook
         self.on_write_prot = None  # set by the engine
+        self.map = IblMap(layout.table_mem, layout.table, layout.bits)
         self._reset()
 
     # --- allocation and flushing ----------------------------------------------------------
@@ -58,20 +59,19 @@ class CodeCache:
         self.end = lay.cache + HOT_SIZE
         self.cold_ptr = self.end
         self.cold_end = lay.cache + CACHE_SIZE
-        # the shared lookup-miss routine: int3; jmp [jump_slot]
+        # the map's miss routine: registers back, int3; jmp [jump_slot]
+        t = self.translator.t
         miss = Site(SiteKind.MISS, None)
-        lay.cache_mem.write(lay.cache_phys, INT3 + self.translator.t["jump_slot"].code)
-        miss.key = lay.cache + 1
+        code = t["ibl_miss"].code + INT3 + t["jump_slot"].code
+        lay.cache_mem.write(lay.cache_phys, code)
+        miss.key = lay.cache + len(t["ibl_miss"].code) + 1
         self.sites[miss.key] = miss
-        self.ptr += 16
-        self.miss_routine = lay.cache
-        empty = self._entry(0, 0)
-        lay.table_mem.write(lay.table_phys, empty * TABLE_ENTRIES)
-
-    def _entry(self, neg_tag: int, tc: int) -> bytes:
-        if self.layout.bits == 64:
-            return struct.pack("<QQ", neg_tag, tc or self.miss_routine)
-        return struct.pack("<II", neg_tag, tc or self.miss_routine)
+        self.miss_key = miss.key
+        self.ptr = (lay.cache + len(code) + 15) & ~15
+        self.map.reset(lay.cache)
+        self.table_ptr = self.map.jump_tables  # translated jump tables, never freed
+        #: guest page -> fragments that translated a jump table on it
+        self.table_pages: dict[int, set[Fragment]] = {}
 
     def flush(self) -> None:
         """Drop every translation (the cache is full, or everything changed)."""
@@ -92,17 +92,25 @@ class CodeCache:
     def lookup(self, pc: int) -> Fragment | None:
         return self.fragments.get(pc)
 
-    def place(self, block: Block, cached: bool = True,
-              pages: tuple[tuple[int, int], ...] | None = None) -> Fragment:
-        """Translate a block into the cache; ``cached=False`` for one-off fragments
+    def place(self, trace: Trace, cached: bool = True,
+              pages: tuple[tuple[int, int], ...] | None = None,
+              table: tuple[int, list[int]] | None = None) -> Fragment:
+        """Translate a trace into the cache; ``cached=False`` for one-off fragments
         (budget tails, single-instruction restarts) that nothing may look up.
-        ``pages``: (linear page, physical page) of each page the block's bytes are on
-        (default: linear = physical, the guest's paging off)."""
-        frag = self.translator.translate(block, self.ptr, self.cold_ptr)
+        ``pages``: (linear page, physical page) of each page the trace's bytes are on
+        (default: linear = physical, the guest's paging off). ``table``: the guest jump
+        table the trace ends with, (guest address, targets), if it is to be translated
+        (the guest's paging off)."""
+        spec = None
+        if table is not None:
+            size = self.layout.bits // 8 * len(table[1])
+            if self.table_ptr + size <= self.map.jump_tables + JUMP_TABLES:
+                spec = (self.table_ptr, table[1], (table[0], table[0] + size))
+        frag = self.translator.translate(trace, self.ptr, self.cold_ptr, spec)
         if frag.tc_end > self.end or frag.cold_end > self.cold_end:
             raise CacheFull(f"code cache full ({CACHE_SIZE >> 20} MiB)")
         code = self.layout.cache_mem  # fresh addresses: nothing of unicorn's to drop
-        code.write(self._phys(frag.tc), frag.code)
+        code.write(self._phys(frag.start), frag.code)
         if frag.cold_code:
             code.write(self._phys(frag.cold_tc), frag.cold_code)
         self.ptr = (frag.tc_end + 15) & ~15
@@ -110,18 +118,26 @@ class CodeCache:
         for site in frag.sites:
             self.sites[site.key] = site
         self.placed.append(frag)
-        self.placed_tc.append(frag.tc)
-        if block.insns:
+        self.placed_tc.append(frag.start)
+        if spec is not None:
+            self.stats["jump_tables"] += 1
+            self.table_ptr = (self.table_ptr + size + 15) & ~15
+            for site in frag.exits:
+                if site.slot_at:
+                    self._write_slot(site.slot_at, site.stub)
+            for p in range(spec[2][0] & ~(PAGE - 1), spec[2][1], PAGE):
+                self.table_pages.setdefault(p, set()).add(frag)
+        if frag.insns:
             if pages is None:
-                pages = tuple((p, p) for p in range(block.pc & ~(PAGE - 1), block.end, PAGE))
+                pages = tuple((p, p) for p in frag.guest_pages())
             frag.pages = pages
             for vpage, page in pages:
                 self.by_page.setdefault(page, set()).add(frag)
                 self.by_vpage.setdefault(vpage, set()).add(frag)
                 self._protect(page)
         if cached:
-            self.fragments[block.pc] = frag
-            self._table_write(block.pc, frag.tc)
+            self.fragments[trace.pc] = frag
+            self.map.set(trace.pc, frag.start)
         return frag
 
     def scratch(self, code: bytes) -> int:
@@ -143,46 +159,34 @@ class CodeCache:
     def _phys(self, host: int) -> int:
         return host - self.layout.cache + self.layout.cache_phys
 
-    def _table_write(self, pc: int, tc: int) -> None:
-        mask = (1 << self.layout.bits) - 1
-        index = pc & (TABLE_ENTRIES - 1)
-        self.layout.table_mem.write(self.layout.table_phys + index * self.layout.entry_size,
-                                    self._entry((-pc) & mask, tc))
-
-    def _table_clear(self, pc: int, tc: int) -> None:
-        index = pc & (TABLE_ENTRIES - 1)
-        addr = self.layout.table_phys + index * self.layout.entry_size
-        size = self.layout.entry_size // 2
-        current = int.from_bytes(self.layout.table_mem.read(addr + size, size), "little")
-        if current == tc:
-            self.layout.table_mem.write(addr, self._entry(0, 0))
+    def reached(self, frag: Fragment) -> None:
+        """An indirect branch missed on ``frag``'s pc: put it (back) in the map (its region
+        lost its table, or, in 64-bit mode, another pc with the same low half took the
+        entry)."""
+        if frag.valid and self.fragments.get(frag.guest_pc) is frag:
+            self.map.set(frag.guest_pc, frag.start)
 
     # --- chaining ---------------------------------------------------------------------------
     def chain(self, site: Site, target: Fragment) -> None:
         """Point an exit's jump straight at the target fragment (recorded both ways)."""
         if not site.fragment or not site.fragment.valid or not target.valid:
             return
-        self._patch_jump(site.jump_at, target.tc)
+        self._relink(site, target.tc)
         target.incoming.add(site.key)
         self.stats["chained"] += 1
 
-    def predict(self, site: Site, target: Fragment) -> None:
-        """Fill an indirect branch's inline cache with its first target (a direct link)."""
-        if site.predicted is not None or not site.fragment.valid or not target.valid \
-                or not 0 <= target.guest_pc < 2**31:
-            return
-        self._set_prediction(site, target.guest_pc, target.tc)
-        target.incoming.add(site.key)
-        self.stats["predicted"] = self.stats.get("predicted", 0) + 1
+    def _relink(self, site: Site, to: int) -> None:
+        """Aim an exit at host address ``to``: its jump, or its jump-table entry."""
+        if site.slot_at:
+            self._write_slot(site.slot_at, to)
+        else:
+            self._patch_jump(site.jump_at, to)
 
-    def _set_prediction(self, site: Site, pc: int | None, tc: int) -> None:
-        site.predicted = pc
-        value = pc or 0
-        code = self.layout.cache_mem
-        code.write(self._phys(site.pred_at), struct.pack("<I", (-value) & 0xFFFFFFFF))
-        code.write(self._phys(site.undo_at), struct.pack("<I", value))
-        self.uc.ctl_remove_cache(site.pred_at, site.undo_at + 4)
-        self._patch_jump(site.jump_at, tc)
+    def _write_slot(self, at: int, to: int) -> None:
+        """A jump-table entry (data: unicorn reads it when the jump runs)."""
+        size = self.layout.bits // 8
+        self.layout.table_mem.write(at - self.layout.table + self.layout.table_phys,
+                                    (to % 2**(8 * size)).to_bytes(size, "little"))
 
     def _patch_jump(self, at: int, target: int) -> None:
         phys = self._phys(at)
@@ -237,16 +241,16 @@ class CodeCache:
         f.valid = False
         if self.fragments.get(f.guest_pc) is f:
             del self.fragments[f.guest_pc]
-            self._table_clear(f.guest_pc, f.tc)
+            self.map.clear(f.guest_pc, f.start)
         for key in f.incoming:  # unchain: send each incoming jump back to its stub
             site = self.sites.get(key)
             if site and site.fragment and site.fragment.valid:
-                if site.kind is SiteKind.MISS:
-                    self._set_prediction(site, None, site.stub)
-                else:
-                    self._patch_jump(site.jump_at, site.stub)
+                self._relink(site, site.stub)
                 self.stats["unchained"] += 1
         f.incoming.clear()
+        if f.table is not None:
+            for p in range(f.table[2][0] & ~(PAGE - 1), f.table[2][1], PAGE):
+                self.table_pages.get(p, set()).discard(f)
         for vpage, page in f.pages:
             frags = self.by_page.get(page)
             if frags is not None:
@@ -259,7 +263,7 @@ class CodeCache:
                 frags.discard(f)
                 if not frags:
                     del self.by_vpage[vpage]
-        self.uc.ctl_remove_cache(f.tc, f.tc_end)
+        self.uc.ctl_remove_cache(f.start, f.tc_end)
         if f.cold_code:
             self.uc.ctl_remove_cache(f.cold_tc, f.cold_end)
 

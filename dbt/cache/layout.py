@@ -3,8 +3,12 @@
     offset (from MONITOR_BASE)   size     unicorn perms   what
     0x0020_0000                  2 MiB    read/write      the vCPU area: virtual flags, scratch
                                                           slots, the instruction-budget counter
-    0x0040_0000                  2 MiB    read            the indirect-branch lookup table
-    0x0060_0000                  10 MiB   read/execute    the code cache
+    0x0040_0000                  4 MiB    read            the indirect-branch map
+    0x0080_0000                  8 MiB    read/execute    the code cache
+
+Only the vCPU area from its slots on is mapped: the page below the slots is the
+*probe hole*, which the exact clock's prologue reads when the budget chunk is spent
+(a load that faults is its flags-free conditional exit, see the templates).
 
 The lookup table and the code cache are written only by the monitor; a guest
 store to them faults. The monitor writes them in host memory that backs them
@@ -28,10 +32,8 @@ from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from dbt.monitor.machine import Machine
 
 VCPU_OFFSET, VCPU_SIZE = 0x0020_0000, 0x0020_0000
-TABLE_OFFSET, TABLE_SIZE = 0x0040_0000, 0x0020_0000
-CACHE_OFFSET, CACHE_SIZE = 0x0060_0000, 0x00A0_0000
-
-TABLE_ENTRIES = 1 << 16  # indexed by the low 16 bits of the guest pc
+TABLE_OFFSET, TABLE_SIZE = 0x0040_0000, 0x0040_0000
+CACHE_OFFSET, CACHE_SIZE = 0x0080_0000, 0x0080_0000
 #: The vCPU slots sit this far into their region. unicorn's TLB is direct-mapped on the
 #: low bits of the page number, and its victim TLB does not save a page that keeps
 #: colliding: at a page number ending in 00 the slots shared a TLB set with guest
@@ -42,7 +44,7 @@ VCPU_SLOTS_AT = 0x5B000
 #: slots of the vCPU area, 8 bytes each (rem, vif, viopl adjacent: read together by callouts);
 #: vmask: the bits of IF and IOPL the guest's CPL lets it change (0: cli/sti fault)
 SLOTS = ("save_c", "save_d", "jump_slot", "rem", "vif", "viopl", "tmp", "save_sp", "target",
-         "hits", "pending", "rep_c", "vmask")
+         "pending", "rep_c", "vmask")
 
 
 class HostBacked:
@@ -87,16 +89,12 @@ class Layout:
     def slot_phys(self, name: str) -> int:
         return self.vcpu_phys + 8 * SLOTS.index(name)
 
-    @property
-    def entry_size(self) -> int:
-        return 16 if self.bits == 64 else 8
-
     @classmethod
     def map(cls, machine: Machine) -> Layout:
         from dbt.monitor.machine import MONITOR_BASE
 
-        vcpu = machine.map_monitor(VCPU_OFFSET, VCPU_SIZE, UC_PROT_READ | UC_PROT_WRITE)
-        vcpu += VCPU_SLOTS_AT
+        vcpu = machine.map_monitor(VCPU_OFFSET + VCPU_SLOTS_AT, VCPU_SIZE - VCPU_SLOTS_AT,
+                                   UC_PROT_READ | UC_PROT_WRITE)
         table_mem = HostBacked(MONITOR_BASE + TABLE_OFFSET, TABLE_SIZE)
         cache_mem = HostBacked(MONITOR_BASE + CACHE_OFFSET, CACHE_SIZE)
         table = machine.map_monitor(TABLE_OFFSET, TABLE_SIZE, UC_PROT_READ, table_mem.host)

@@ -106,8 +106,8 @@ class Recorder:
                 return (scratch[1].address, 1)
             self._host[address] = None
             return None
-        code_at = frag.tc
-        for i, insn in enumerate(frag.block.insns):
+        code_at = frag.start
+        for i, insn in enumerate(frag.insns):
             start = frag.starts[i]
             self._host.setdefault(start, (insn.address, 1))
             if bt.exact and bt.translator._is_rep_string(insn):

@@ -2,19 +2,24 @@
 
 The run loop reads as the pipeline: look up the guest pc in the code cache,
 (scan -> translate -> place) on a miss, run translated code in unicorn, handle
-the exit. Translated code leaves to the monitor only through ``int3`` sites
-(callouts, unchained exits, lookup misses, the budget check), reported by
-unicorn's interrupt hook; the hook runs the monitor's handler and tells
-translated code where to go on by writing ``jump_slot`` (never the pc).
+the exit. Translated code leaves to the monitor through ``int3`` sites (callouts,
+unchained exits, misses of the indirect-branch map), reported by unicorn's
+interrupt hook; the hook runs the monitor's handler and tells translated code
+where to go on by writing ``jump_slot`` (never the pc). Two exits are faults
+instead, because they must be flags-free and a fault costs nothing until it
+happens: the budget check (the prologue's probe load) and, in 64-bit mode, a map
+entry made for a pc with another high half (the walk jumps outside the code
+cache, where bt refuses every fetch).
 
 Guest RAM is mapped read/write without execute: if control ever left the code
 cache, unicorn would refuse to fetch (no escape, DESIGN §3 invariant 3).
 
 Counting (exact clock): every fragment's prologue subtracts its instruction
 count from a chunk of the budget kept below 2**24 in the vCPU area; when the
-chunk goes negative the prologue traps. The monitor's count is then
+chunk goes negative the prologue's probe load faults. The monitor's count is then
 ``base + (chunk - rem) + extra``, corrected at faults and callouts for the
-instructions of the current block that did not run yet.
+instructions of the current segment (see :mod:`dbt.translator.trace`) that did not
+run yet.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from unicorn import unicorn_const as C
 from unicorn import x86_const as U
 
 from dbt.cache.codecache import CodeCache
-from dbt.cache.layout import VCPU_OFFSET, VCPU_SIZE, Layout
+from dbt.cache.layout import CACHE_SIZE, VCPU_OFFSET, VCPU_SIZE, Layout
 from dbt.engines import REPORTS, register
 from dbt.engines.faults import UC_ERRORS, invalid_detail
 from dbt.errors import CacheFull, TranslationError
@@ -37,13 +42,16 @@ from dbt.monitor.monitor import GuestException, Monitor
 from dbt.monitor.pagefault import fetch_exception, fetch_fault_detail, inject
 from dbt.monitor.privilege import popf_mask
 from dbt.monitor.watchdog import Watchdog
-from dbt.scanner import scan_block
+from dbt.scanner import StopReason
 from dbt.scanner.decoder import MAX_INSN_LEN
+from dbt.translator import jumptable
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import Templates
+from dbt.translator.trace import BlockCache, build_trace
 from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
+MIXED_STORES_PER_TABLE_PAGE = 64
 
 
 @register
@@ -68,6 +76,10 @@ class Bt:
         self.templates = Templates(self.layout)
         self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
         self.cache = CodeCache(m, self.layout, self.translator)
+        self.blocks = BlockCache(mon.decoder, mon.fetch_code)
+        self.no_tables: set[int] = set()  # pages whose jump tables are not translated
+        self._mixed: dict[int, int] = {}  # page -> stores let through beside translations
+        self._blocks_epoch = self.cache.epoch
         self.validate = mon.config.validate
         self.mixed_page_stores = 0
         self.callouts: dict[str, int] = {}
@@ -108,7 +120,6 @@ class Bt:
         self._write_slot("vif", 0)
         self._write_slot("viopl", 0)
         self._write_slot("vmask", self._vmask)
-        self._write_slot("hits", 0)
         self._set_count(0)
         self.rep_scratch = None  # (host address, insn) of the rep _rep_to_budget runs alone
         if mon.coverage is not None:  # (a per-instruction hook: only when coverage is asked)
@@ -184,6 +195,8 @@ class Bt:
                 mon.uc.emu_start(tc, 0)
             except UcError as e:
                 err = e
+            if err is not None and self._fault_exit(err):
+                err = None
             if mon.stopped:
                 break
             memory = mon.machine.memory
@@ -214,23 +227,38 @@ class Bt:
         import time
 
         t0 = time.perf_counter()
-        kw = {"max_insns": max_insns} if max_insns else {}
         mon = self.mon
-        block = scan_block(mon.decoder, mon.fetch_code, pc, **kw)
-        pages = None
-        if mon.guest_paging() and block.insns:
-            pages = tuple((v, mon.code_page(v)) for v in range(pc & ~0xFFF, block.end, 0x1000))
+        if self.cache.epoch != self._blocks_epoch:  # translations were dropped
+            self.blocks.forget()
+            self._blocks_epoch = self.cache.epoch
+        trace = build_trace(self.blocks, pc, max_insns)
+        pages = table = None
+        if mon.guest_paging() and trace.ranges:
+            pages = tuple((v, mon.code_page(v)) for v in trace.pages())
+        elif trace.stop is StopReason.CONTROL:
+            table = self._jump_table(trace)
         try:
-            frag = self.cache.place(block, cached, pages)
+            frag = self.cache.place(trace, cached, pages, table)
         except CacheFull:
             self.cache.flush()
-            frag = self.cache.place(block, cached, pages)
+            frag = self.cache.place(trace, cached, pages, table)
+        if cached:
+            self.blocks.remember(trace)
         if self.validate:
             from dbt.translator.validate import validate
 
             validate(frag, self.mon.decoder, self.layout)
         self.translate_seconds += time.perf_counter() - t0
         return frag
+
+    def _jump_table(self, trace) -> tuple[int, list[int]] | None:
+        """The jump table a trace ends with, if bt may translate it (guest paging off:
+        linear = physical, see dbt/translator/jumptable.py), with its targets."""
+        jt = jumptable.find(trace.insns, trace.links, self.mon.decoder)
+        if jt is None or jt.table & ~0xFFF in self.no_tables:
+            return None
+        found = jumptable.targets(jt, self.mon.machine.fetch)
+        return None if found is None else (jt.table, found)
 
     def _clear_events(self) -> None:
         self.fault_eip = self.fault_vector = self.bad_address = None
@@ -246,15 +274,45 @@ class Bt:
             self.fault_vector, self.fault_eip = intno, eip
             uc.emu_stop()
             return
-        try:
-            go = self._site(site)
-        except CacheFull:
-            self.cache.flush()
-            go = None
+        go = self._handle(site)
         if go is None or self.mon.stopped:
             uc.emu_stop()
         else:
             self.fast.mem_write(self._jump_phys, struct.pack("<Q", go))
+
+    def _handle(self, site: Site) -> int | None:
+        try:
+            return self._site(site)
+        except CacheFull:
+            self.cache.flush()
+            return None
+
+    def _fault_exit(self, err: UcError) -> bool:
+        """Was the fault that ended emu_start one of translated code's own exits (see the
+        module docstring)? If so, handle it (next_tc set unless the run stops)."""
+        pc = self.mon.machine.pc
+        site = self.cache.sites.get(pc)
+        if site is not None and site.kind is SiteKind.BUDGET \
+                and err.errno == C.UC_ERR_READ_UNMAPPED:
+            self._where(pc)  # ecx back
+        elif self._far_target(pc):
+            for reg, slot in (("rcx", "save_c"), ("rdx", "save_d")):
+                self.mon.set_reg(reg, self._read_slot(slot))
+            site = self.cache.sites[self.cache.miss_key]
+        else:
+            return False
+        go = self._handle(site)
+        if go is not None and not self.mon.stopped:
+            self.next_tc = go
+        return True
+
+    def _far_target(self, pc: int) -> bool:
+        """64-bit: did the walk of the indirect-branch map just jump 2**32 * k away from a
+        fragment entry, because the entry was made for a pc with another high half?"""
+        if self.mon.bits != 64 or self.cache.fragment_at(pc) is not None:
+            return False
+        lay = self.layout
+        return (pc - lay.cache) % 2**32 < CACHE_SIZE and self.mon.reg("rdx") == pc
 
     def _site(self, site: Site) -> int | None:
         """Handle a trap; return the host address to go on at (None: leave emu_start)."""
@@ -265,24 +323,23 @@ class Bt:
             target = self.cache.lookup(site.target) or self._translate(site.target)
             self.cache.chain(site, target)
             return target.tc
-        if kind is SiteKind.MISS:
+        if kind is SiteKind.MISS:  # (registers are back: go to the plain entry)
             self.misses += 1
-            target = self.cache.lookup(self._read_slot("target") & self.mon.mask) or \
-                self._translate(self._read_slot("target") & self.mon.mask)
-            if site.fragment is not None:
-                self.cache.predict(site, target)
+            pc = self._read_slot("target") & self.mon.mask
+            target = self.cache.lookup(pc) or self._translate(pc)
+            self.cache.reached(target)
             return target.tc
         if kind is SiteKind.BUDGET:
-            return self._budget(site.fragment)
+            return self._budget(site)
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
-            icount = self._undo_prologue(site.fragment)
+            icount = self._undo_prologue(site)
             self.pending_rep = (site.insn, self._limit() - icount)
             return None
         # FAULT: the block starts with bytes that cannot run
         frag = site.fragment
         self.mon.icount = self.counted()
         self._set_count(self.mon.icount)
-        if frag.block.fault == "#UD":
+        if frag.trace.fault == "#UD":
             return self._raise(6, frag.guest_pc, invalid_detail(self.mon, frag.guest_pc))
         fetched = len(self.mon.peek(frag.guest_pc, MAX_INSN_LEN))
         why = fetch_exception(self.mon, frag.guest_pc, fetched)
@@ -293,21 +350,23 @@ class Bt:
                        address=frag.guest_pc)  # outside guest RAM: a bus error
         return None
 
-    def _undo_prologue(self, frag: Fragment) -> int:
-        """Give back what a fragment's prologue took (its code did not run); returns the
-        count so far, with the budget accounting restarted there."""
-        self.fast.mem_write(self._rem_phys, struct.pack("<i", self._rem() + frag.ninsns))
+    def _undo_prologue(self, site: Site) -> int:
+        """Give back what the prologue of a site's segment took (its code did not run);
+        returns the count so far, with the budget accounting restarted there."""
+        seg = site.fragment.segment_of(site.index)
+        self.fast.mem_write(self._rem_phys, struct.pack("<i", self._rem() + seg.ninsns))
         icount = self.counted()
         self._set_count(icount)
         return icount
 
-    def _budget(self, frag: Fragment) -> int | None:
+    def _budget(self, site: Site) -> int | None:
         """A prologue found the chunk spent: refill, run a tail, or end the run."""
-        icount = self._undo_prologue(frag)
+        icount = self._undo_prologue(site)
+        frag, seg = site.fragment, site.fragment.segment_of(site.index)
         mon = self.mon
         if mon.event_at is not None and icount >= mon.event_at and icount < mon.config.max_insns:
             mon.icount = icount
-            handler = self._deliver(lambda: mon.poll_interrupts(frag.guest_pc))
+            handler = self._deliver(lambda: mon.poll_interrupts(seg.pc))
             if mon.stopped:
                 return None
             if handler is not None:
@@ -315,21 +374,21 @@ class Bt:
         left = self._limit() - icount
         if left <= 0:
             self.mon.icount = icount
-            self.mon.machine.pc = frag.guest_pc
+            self.mon.machine.pc = seg.pc
             self.mon.stop(Reason.BUDGET)
             return None
-        if left < frag.ninsns:  # the budget ends inside this block: run just its first part
-            insns = frag.block.insns[:left]
+        if left < seg.ninsns:  # the budget ends inside this segment: run just its first part
+            insns = frag.insns[seg.first:seg.first + left]
             reps = [i for i, insn in enumerate(insns) if self.translator._is_rep_string(insn)]
             if not reps:
-                return self._translate(frag.guest_pc, max_insns=left, cached=False).tc
+                return self._translate(seg.pc, max_insns=left, cached=False).tc
             if reps[0] > 0:  # up to the rep; its own block will come back here
-                return self._translate(frag.guest_pc, max_insns=reps[0], cached=False).tc
+                return self._translate(seg.pc, max_insns=reps[0], cached=False).tc
             # the block starts with a rep whose iterations may outrun the budget: leave
             # translated code and let unicorn count them (see _rep_to_budget)
             self.pending_rep = (insns[0], left)
             return None
-        return frag.tc
+        return seg.entry
 
     def _rep_to_budget(self) -> None:
         """Run a rep string instruction for at most the budget that is left.
@@ -380,7 +439,7 @@ class Bt:
         mon, insn, frag = self.mon, site.insn, site.fragment
         self.callouts[insn.name] = self.callouts.get(insn.name, 0) + 1
         rem = self._sync_in()
-        before = (self.base + self.chunk - rem + self.extra - frag.ninsns + site.index
+        before = (self.base + self.chunk - rem + self.extra - frag.pending(site.index)
                   if frag.counted else 0)
         mon.icount = before
         epoch = self.cache.epoch
@@ -449,8 +508,8 @@ class Bt:
             mon.fault(14, eip, f"control left the code cache at {eip:#x} (no-escape check)")
             return
         frag, index = self._where(eip)
-        insn = frag.block.insns[index]
-        mon.icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        insn = frag.insns[index]
+        mon.icount = self.counted() - frag.pending(index) if frag.counted else 0
         self._set_count(mon.icount)
         pf = self.mon.machine.fill_fault(err)
         if pf is not None:
@@ -491,8 +550,12 @@ class Bt:
         return None if handler is None else self._enter(handler)
 
     def _remapped(self, page: int | None) -> None:
-        """The guest's translations changed: drop fragments whose code moved."""
+        """The guest's translations changed: drop fragments whose code moved, and with
+        paging on, those that translated a jump table (the guest's own load of an entry
+        could now fault or set an accessed bit)."""
         self.cache.remapped(self.mon.code_page, page)
+        if self.mon.guest_paging():
+            self.cache.drop(set().union(*self.cache.table_pages.values()))
 
     def _deliver(self, call, sync: bool = True) -> int | None:
         """Run a monitor call that may deliver an exception or interrupt to the guest
@@ -538,15 +601,25 @@ class Bt:
                 if p in self.cache.by_page:
                     self.cache.protect(p, True)
             self.mixed_page_stores += 1
+            self._stores_beside(address & ~0xFFF)
             self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)
             return
         frag, index = self._where(eip)
-        insn = frag.block.insns[index]
-        icount = self.counted() - frag.ninsns + index if frag.counted else 0
+        insn = frag.insns[index]
+        icount = self.counted() - frag.pending(index) if frag.counted else 0
         self.cache.invalidate(address, address + size)
         # run the storing instruction alone, so whatever follows is translated afresh
         self._set_count(icount)
         self.next_tc = self._translate(insn.address, max_insns=1, cached=False).tc
+
+    def _stores_beside(self, page: int) -> None:
+        """A store went through beside translated bytes: if they keep coming on a page
+        that is protected for a jump table, stop translating its tables (each such
+        store costs a trap)."""
+        self._mixed[page] = self._mixed.get(page, 0) + 1
+        if self._mixed[page] >= MIXED_STORES_PER_TABLE_PAGE and self.cache.table_pages.get(page):
+            self.no_tables.add(page)
+            self.cache.drop(set(self.cache.table_pages[page]))
 
     def _guest_written(self, start: int, end: int) -> None:
         """The monitor wrote guest memory (a handler): drop translations of that code."""
@@ -559,14 +632,17 @@ class Bt:
         self._sync_in()  # (every way a run stops has set mon.icount already)
         t = self.translator
         stats = {
-            "blocks_translated": t.blocks, "guest_bytes_translated": t.guest_bytes,
+            "blocks_translated": t.blocks, "blocks_linked": t.linked,
+            "guest_bytes_translated": t.guest_bytes,
             "host_bytes": t.host_bytes, "ident_instructions": t.ident,
             "rewritten_instructions": t.rewritten,
             "keystone_calls": self.templates.keystone_calls,
             "translate_seconds": round(self.translate_seconds, 6),
             "chained_exits": self.cache.stats["chained"],
             "unchained_exits": self.cache.stats["unchained"],
-            "indirect_hits": self._read_slot("hits"), "indirect_misses": self.misses,
+            "indirect_misses": self.misses, "indirect_map_evictions": self.cache.map.evictions,
+            "jump_tables_translated": self.cache.stats["jump_tables"],
+            "jump_table_pages_refused": len(self.no_tables),
             "callouts": dict(self.callouts),
             "invalidations": self.cache.stats["invalidations"],
             "invalidated_fragments": self.cache.stats["invalidated_fragments"],

@@ -167,9 +167,10 @@ class Machine:
         self.uc.mem_write(self._pt_high, bytes(high_pdpt))
 
     def map_monitor(self, offset: int, size: int, perms: int, host: int | None = None) -> int:
-        """Map monitor memory at MONITOR_BASE+offset (2 MiB aligned in 64-bit mode),
-        backed by host memory at address ``host`` if given; returns the address
-        translated code uses for it."""
+        """Map monitor memory at MONITOR_BASE+offset, backed by host memory at address
+        ``host`` if given; returns the address translated code uses for it. In 64-bit
+        mode the boot tables map the 2 MiB pages that hold it (what lies in them but
+        outside the region stays unmapped physically, so accesses there still fault)."""
         phys = MONITOR_BASE + offset
         if host is None:
             self.uc.mem_map(phys, size, perms)
@@ -177,7 +178,7 @@ class Machine:
             self.uc.mem_map_ptr(phys, size, perms, host)
             self.uc.mem_protect(phys, size, perms)
         if self.bits == 64:
-            for addr in range(phys, phys + size, 2 << 20):
+            for addr in range(phys & ~((2 << 20) - 1), phys + size, 2 << 20):
                 index = (addr >> 21) & 511
                 self.uc.mem_write(self._pt_high + PAGE + index * 8,
                                   struct.pack("<Q", addr | _PTE | 0x80))

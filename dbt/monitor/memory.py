@@ -92,6 +92,10 @@ class GuestMemory:
         self._note_fill(uc, page)
         if self.window_lo <= page < self.window_hi:  # the monitor's memory (engine bt)
             return self._monitor(page - self.window_lo + MONITOR_BASE, page, access, entry)
+        if access == C.UC_MEM_FETCH and not self.exec_guest:
+            # bt runs nothing but its code cache: refuse, without walking the guest's
+            # tables (that would set accessed bits the guest never asked for)
+            return False
         prot = C.UC_PROT_ALL  # guest paging off: guest-physical = linear
         if self.machine.guest_paging():
             if self.mmu == "nested":

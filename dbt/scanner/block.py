@@ -31,6 +31,7 @@ from dbt.isa import Action
 from dbt.scanner.decoder import MAX_INSN_LEN, Decoder, Insn
 
 MAX_BLOCK_INSNS = 64
+CHUNK = 64  # bytes decoded in one capstone call
 PAGE_SIZE = 4096
 
 #: Callouts after which the translation context may have changed, so the block
@@ -112,21 +113,31 @@ def ends_block(insn: Insn) -> bool:
 
 def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
                detail: bool = False, max_insns: int = MAX_BLOCK_INSNS) -> Block:
-    """Decode the block at ``pc``; ``fetch(addr, n)`` returns up to n bytes (b"" if unmapped)."""
+    """Decode the block at ``pc``; ``fetch(addr, n)`` returns up to n bytes (b"" if unmapped).
+
+    Instructions are decoded a chunk of the page at a time (:data:`CHUNK` bytes, never
+    past the page); those near the page's end, whose bytes may come from the next page,
+    one at a time as the rules above require."""
     insns: list[Insn] = []
     addr = pc
     page = pc & ~(PAGE_SIZE - 1)
+    ahead = iter(())
     while True:
-        window = fetch(addr, MAX_INSN_LEN)
-        if not window:
-            return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
-        insn = decoder.decode(addr, window, detail)
-        if insn is not None and insns and is_rep_string(insn):
-            return Block(pc, insns, StopReason.REP_STRING)
+        insn = next(ahead, None)
+        if insn is None and not detail and page + PAGE_SIZE - addr > MAX_INSN_LEN:
+            ahead = decoder.decode_run(addr, fetch(addr, min(CHUNK, page + PAGE_SIZE - addr)))
+            insn = next(ahead, None)
         if insn is None:
-            if runs_past_end(decoder, addr, window):
+            window = fetch(addr, MAX_INSN_LEN)
+            if not window:
                 return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
-            return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
+            insn = decoder.decode(addr, window, detail)
+            if insn is None:
+                if runs_past_end(decoder, addr, window):
+                    return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
+                return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
+        if insns and is_rep_string(insn):
+            return Block(pc, insns, StopReason.REP_STRING)
         insns.append(insn)
         addr = insn.next
         if is_rep_string(insn):

@@ -7,6 +7,7 @@ and, on request, operands in a capstone-independent form. Decodes are cached by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import capstone
@@ -98,6 +99,27 @@ class Decoder:
         cache[key] = insn
         return insn
 
+    def decode_run(self, address: int, code: bytes) -> Iterator[Insn]:
+        """The instructions at the start of ``code`` (at ``address``), in a row, without
+        detail, decoded as they are asked for: the ones whose whole 15-byte window lies
+        in ``code``, up to the first that does not decode. One capstone call for all (a
+        call per instruction costs 4-12 us, a sweep 0.7 us an instruction); each is
+        cached as :meth:`decode` would."""
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            cache.clear()
+        limit = address + len(code) - MAX_INSN_LEN
+        for addr, size, mnemonic, op_str in self._lite.disasm_lite(code, address):
+            if addr > limit:
+                return
+            off = addr - address
+            key = (addr, code[off:off + MAX_INSN_LEN])
+            insn = cache.get(key)
+            if insn is None:
+                insn = cache[key] = Insn(addr, size, code[off:off + size], _base_name(mnemonic),
+                                         mnemonic, op_str, classify(mnemonic, op_str))
+            yield insn
+
     def _decode(self, address: int, window: bytes, detail: bool) -> Insn | None:
         if not detail:
             for addr, size, mnemonic, op_str in self._lite.disasm_lite(window, address, 1):
@@ -122,6 +144,19 @@ class Decoder:
                                               ci.reg_name(m.index) if m.index else "",
                                               m.scale, m.disp))
 
+    def registers_written(self, insn: Insn) -> frozenset[str]:
+        """The registers an instruction writes, explicitly or not (capstone's names)."""
+        for ci in self._full.disasm(insn.raw, insn.address, 1):
+            return frozenset(ci.reg_name(r) for r in ci.regs_access()[1])
+        return frozenset()
+
+    def writes_memory(self, insn: Insn) -> bool:
+        """Does the instruction write a memory operand (explicit or string operand)?"""
+        for ci in self._full.disasm(insn.raw, insn.address, 1):
+            return any(o.type == X.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
+                       for o in ci.operands)
+        return True
+
     def disasm(self, code: bytes, address: int):
         """Linear sweep without detail: yields (address, size, mnemonic, op_str)."""
         return self._lite.disasm_lite(code, address)
@@ -132,6 +167,8 @@ _PREFIXES = ("rep ", "repe ", "repz ", "repne ", "repnz ", "lock ", "bnd ", "not
 
 
 def _base_name(mnemonic: str) -> str:
+    if " " not in mnemonic:  # (nearly always: no prefix printed)
+        return mnemonic
     while True:
         for p in _PREFIXES:
             if mnemonic.startswith(p):

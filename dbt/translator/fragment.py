@@ -6,81 +6,114 @@ import bisect
 import enum
 from dataclasses import dataclass, field
 
-from dbt.scanner import Block, Insn
+from dbt.scanner import Insn
+from dbt.translator.trace import Trace
 
 
 class SiteKind(enum.Enum):
     CALLOUT = "callout"  # a sensitive instruction emulated by the monitor's handler
     EXIT = "exit"  # a direct branch leaving the fragment, not yet chained
-    BUDGET = "budget"  # the instruction-budget chunk ran out (or the monitor asked for an exit)
+    #: the instruction-budget chunk ran out (or the monitor asked for an exit): the prologue's
+    #: probe load faulted (the site's key is the load's address, not an int3's)
+    BUDGET = "budget"
     FAULT = "fault"  # the block starts with bytes that fault (#UD, #PF)
-    MISS = "miss"  # the indirect-branch lookup missed (the shared routine)
+    MISS = "miss"  # the indirect-branch map has no entry for the target (the shared routine)
     REP_GUARD = "rep-guard"  # a rep string instruction may outrun the budget chunk
 
 
 @dataclass(eq=False)
 class Site:
-    """A trap into the monitor: an ``int3`` whose following address identifies it."""
+    """A trap into the monitor: an ``int3`` whose following address identifies it (or, for
+    BUDGET, a load that faults)."""
 
     kind: SiteKind
     fragment: Fragment | None
-    index: int = 0  # which guest instruction of the block (for exact counting)
+    index: int = 0  # which guest instruction of the trace (BUDGET: its segment's first)
     insn: Insn | None = None
     target: int | None = None  # EXIT: guest pc the branch goes to
     key: int = 0  # host address just after the int3: what unicorn reports
     resume: int = 0  # host address where translated code goes on when the insn falls through
-    jump_at: int = 0  # EXIT/MISS: the jmp/jcc rel32 that chaining points at a fragment
-    stub: int = 0  # EXIT/MISS: where that jump goes until then (and after unchaining)
-    pred_at: int = 0  # MISS: the inline cache's predicted target (imm32, stored negated)
-    undo_at: int = 0  # MISS: the same prediction, stored positive
-    predicted: int | None = None  # MISS: the guest pc the inline cache holds
+    jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at a fragment
+    slot_at: int = 0  # EXIT of a jump table: its entry (a host address) instead of a jump
+    stub: int = 0  # EXIT: where that jump goes until then (and after unchaining)
+
+
+@dataclass
+class Segment:
+    """Instructions that one prologue counts (exact clock): from the start of a trace, or
+    from the fall-through of a conditional branch in it, to the next such point."""
+
+    first: int  # index of its first instruction in the trace
+    ninsns: int
+    pc: int  # guest pc of its first instruction
+    entry: int = 0  # host address of its prologue, where it starts again
 
 
 @dataclass(eq=False)
 class Fragment:
-    """The translation of one guest block, placed in the code cache."""
+    """The translation of one guest trace, placed in the code cache."""
 
     guest_pc: int
-    block: Block
-    tc: int  # address of the first host byte (the entry)
-    code: bytes  # the hot code
+    trace: Trace
+    tc: int  # the entry of direct branches (after the ibl entry)
+    code: bytes  # the hot code, from ``start``
+    start: int = 0  # the first host byte: the ibl entry, where indirect branches arrive
     cold_tc: int = 0  # exit stubs, lookup slow paths, the budget exit
     cold_code: bytes = b""
-    ninsns: int = 0  # guest instructions counted by the prologue
-    counted: bool = False  # has a counting prologue (exact clock)
+    insns: list[Insn] = field(default_factory=list)  # the trace's instructions
+    segments: list[Segment] = field(default_factory=list)
+    counted: bool = False  # has counting prologues (exact clock)
     starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
     scratch: list[tuple[int, int]] = field(default_factory=list)  # may fault with ecx saved
-    predictions: list = field(default_factory=list)  # (site, jump to its trap), while building
     #: host address -> the one sensitive mnemonic allowed there (int3 sites, pushf/popf)
     sanctioned: dict[int, str] = field(default_factory=dict)
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
     valid: bool = True
     #: (guest-linear page, guest-physical page) of each page its guest bytes are on
     pages: tuple[tuple[int, int], ...] = ()
+    #: a jump table it dispatches through: (host table, guest targets, guest byte range)
+    table: tuple[int, list[int], tuple[int, int]] | None = None
+
+    def guest_ranges(self) -> list[tuple[int, int]]:
+        """The guest-linear byte ranges its translation depends on: its code, and the
+        jump table it translated."""
+        return self.trace.ranges + ([self.table[2]] if self.table else [])
+
+    def guest_pages(self) -> list[int]:
+        return sorted({p for lo, hi in self.guest_ranges()
+                       for p in range(lo & ~0xFFF, hi, 0x1000)})
 
     def physical_ranges(self) -> list[tuple[int, int]]:
         """The guest-physical byte ranges its guest code was translated from."""
-        lo, hi = self.block.pc, self.block.end
         out = []
-        for vpage, page in self.pages:
-            a, b = max(lo, vpage), min(hi, vpage + 4096)
-            if a < b:
-                out.append((page + a - vpage, page + b - vpage))
+        for lo, hi in self.guest_ranges():
+            for vpage, page in self.pages:
+                a, b = max(lo, vpage), min(hi, vpage + 4096)
+                if a < b:
+                    out.append((page + a - vpage, page + b - vpage))
         return out
+
+    def segment_of(self, index: int) -> Segment:
+        """The segment that counts the trace's instruction ``index``."""
+        return self.segments[bisect.bisect_right([s.first for s in self.segments], index) - 1]
+
+    def pending(self, index: int) -> int:
+        """Instructions from ``index`` to the end of its segment: counted by the segment's
+        prologue, not yet run when instruction ``index`` is about to run."""
+        if not self.counted:
+            return 0
+        seg = self.segment_of(index)
+        return seg.first + seg.ninsns - index
 
     @property
     def tc_end(self) -> int:
-        return self.tc + len(self.code)
+        return self.start + len(self.code)
 
     @property
     def cold_end(self) -> int:
         return self.cold_tc + len(self.cold_code)
-
-    @property
-    def guest_end(self) -> int:
-        return self.block.end
 
     def insn_index_at(self, host: int) -> int:
         """Index of the guest instruction whose translation contains host address ``host``."""

@@ -9,6 +9,7 @@ from dbt.monitor.machine import Machine
 from dbt.scanner import Decoder
 from dbt.scanner.explore import explore
 from dbt.translator.templates import Templates
+from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator
 
 
@@ -21,13 +22,13 @@ def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
     at, cold = layout.cache + 16, layout.cache + HOT_SIZE
     rows = []
     for block in explore(image, max_blocks=max_blocks):
-        frag = translator.translate(block, at, cold)
+        frag = translator.translate(Trace.of(block), at, cold)
         at, cold = (frag.tc_end + 15) & ~15, (frag.cold_end + 15) & ~15
         if at >= layout.cache + HOT_SIZE:
             break
         host = [{"address": a, "bytes": code[a - base:a - base + n].hex(),
                  "text": f"{m} {o}".strip(), "cold": base == frag.cold_tc}
-                for base, code in ((frag.tc, frag.code), (frag.cold_tc, frag.cold_code))
+                for base, code in ((frag.start, frag.code), (frag.cold_tc, frag.cold_code))
                 for a, n, m, o in decoder.disasm(code, base)]
         rows.append({
             "address": block.pc, "guest_bytes": block.guest_bytes, "host_bytes": len(frag.code),

@@ -29,13 +29,18 @@ SENTINEL = 0x7A7A0000
 
 #: Templates by name: (32-bit text, 64-bit text). Sentinels: S1, S2 ... in the text.
 TEXT = {
-    # exact clock: count the block's instructions into the budget chunk; the chunk
-    # stays below 2**24, so its top byte is 0 until it goes negative (exit request)
+    # exact clock: count the block's instructions into the budget chunk. The chunk stays
+    # below 2**24, so its top byte is 0 until it goes negative (an exit request): bswap
+    # brings that byte down, movsx makes it 0 or -1, and the load at probe + 8 * that
+    # reads the slots page or faults in the unmapped page below it. The fault is the
+    # exit (jecxz would end unicorn's block and return to its main loop every time)
     "count": (
         "mov dword ptr [{save_c}], ecx; mov ecx, dword ptr [{rem}]; lea ecx, [ecx + S1];"
-        "mov dword ptr [{rem}], ecx; movzx ecx, byte ptr [{rem3}]",
+        "mov dword ptr [{rem}], ecx; bswap ecx; movsx ecx, cl;"
+        "mov ecx, dword ptr [ecx*8 + {probe}]; mov ecx, dword ptr [{save_c}]",
         "mov qword ptr [{save_c}], rcx; mov ecx, dword ptr [{rem}]; lea ecx, [rcx + S1];"
-        "mov dword ptr [{rem}], ecx; movzx ecx, byte ptr [{rem3}]"),
+        "mov dword ptr [{rem}], ecx; bswap ecx; movsx rcx, cl;"
+        "mov ecx, dword ptr [rcx*8 + {probe}]; mov rcx, qword ptr [{save_c}]"),
     "restore_c": ("mov ecx, dword ptr [{save_c}]", "mov rcx, qword ptr [{save_c}]"),
     "save_cd": ("mov dword ptr [{save_c}], ecx; mov dword ptr [{save_d}], edx",
                 "mov qword ptr [{save_c}], rcx; mov qword ptr [{save_d}], rdx"),
@@ -110,36 +115,44 @@ TEXT = {
         "mov ecx, dword ptr [{save_c}]; not ecx; mov edx, dword ptr [{rem}];"
         "lea edx, [rdx + rcx]; mov dword ptr [{tmp}], edx; movzx ecx, byte ptr [{tmp3}]"),
     "pop_target": ("pop ecx", "pop rcx"),
-    # inline cache of an indirect branch: ecx = target - predicted (patched), and back
-    "predict": ("lea ecx, [ecx + S1]", "lea rcx, [rcx + S1]"),
-    "to_lookup": ("mov dword ptr [{save_d}], edx; mov edx, ecx",
-                  "mov qword ptr [{save_d}], rdx; mov rdx, rcx"),
-    # entered when the target equalled the (initial) prediction: rebuild it
-    "predicted_cold": ("mov dword ptr [{save_c}], ecx; mov ecx, S1",
-                       "mov qword ptr [{save_c}], rcx; mov ecx, S1"),
     "push_imm": ("push S1", "push S1"),
     "push_imm64": (None, "lea rsp, [rsp - 8]; mov dword ptr [rsp], S1; mov dword ptr [rsp + 4], S2"),
     "drop": ("lea esp, [esp + S1]", "lea rsp, [rsp + S1]"),
-    # the indirect-branch lookup: target guest pc in edx; ecx = neg_tag + target
-    "lookup": (
-        "mov dword ptr [{target}], edx; movzx ecx, dx; mov ecx, dword ptr [ecx*8 + {table}];"
-        "lea ecx, [ecx + edx]",
-        "mov qword ptr [{target}], rdx; movzx ecx, dx; lea ecx, [rcx + rcx];"
-        "mov rcx, qword ptr [rcx*8 + {table}]; lea rcx, [rcx + rdx]"),
-    "lookup_hit": (
-        "movzx ecx, dx; mov ecx, dword ptr [ecx*8 + {table4}]; mov dword ptr [{jump_slot}], ecx;"
-        "mov ecx, dword ptr [{hits}]; lea ecx, [ecx + 1]; mov dword ptr [{hits}], ecx;"
-        "mov ecx, dword ptr [{save_c}]; mov edx, dword ptr [{save_d}];"
-        "jmp dword ptr [{jump_slot}]",
-        "movzx ecx, dx; lea ecx, [rcx + rcx]; mov rcx, qword ptr [rcx*8 + {table8}];"
-        "mov qword ptr [{jump_slot}], rcx; mov rcx, qword ptr [{hits}]; lea rcx, [rcx + 1];"
-        "mov qword ptr [{hits}], rcx; mov rcx, qword ptr [{save_c}];"
-        "mov rdx, qword ptr [{save_d}]; jmp qword ptr [{jump_slot}]"),
+    # an indirect branch, target in ecx: walk the indirect-branch map (dbt/cache/iblmap.py)
+    # and jump through it; the fragment's ibl entry (restore_cd) puts ecx and edx back
+    "ibl": (
+        "mov dword ptr [{save_d}], edx; mov edx, ecx; bswap edx; movzx edx, dx;"
+        "mov edx, dword ptr [edx*4 + {l1}]; jmp dword ptr [edx + ecx*4]",
+        "mov qword ptr [{save_d}], rdx; mov qword ptr [{target}], rcx; mov edx, ecx;"
+        "bswap edx; movzx edx, dx; movsxd rdx, dword ptr [rdx*4 + {l1}]; movzx ecx, cx;"
+        "mov rdx, qword ptr [rdx + rcx*8]; mov ecx, dword ptr [{target4}]; bswap rcx;"
+        "lea rdx, [rdx + rcx]; jmp rdx"),
+    # the map's miss routine: the target into its slot, ecx and edx back, then the trap
+    "ibl_miss": (
+        "mov dword ptr [{target}], ecx; mov ecx, dword ptr [{save_c}];"
+        "mov edx, dword ptr [{save_d}]",
+        "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
 }
 
 #: Fixed encodings, written by hand because they are one opcode and a displacement
 #: (keystone cannot fix up a rel8 to a label it has not seen): Intel SDM Vol. 2.
 INT3 = b"\xcc"
+NOP = b"\x90"
+
+
+_LEGACY_PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
+
+
+def split_prefixes(raw: bytes, bits: int) -> tuple[bytes, int | None, int]:
+    """(legacy prefixes, REX byte or None, offset of the opcode)."""
+    i = 0
+    while i < len(raw) and raw[i] in _LEGACY_PREFIXES:
+        i += 1
+    rex = None
+    if bits == 64 and i < len(raw) and 0x40 <= raw[i] <= 0x4F:
+        rex = raw[i]
+        i += 1
+    return raw[:i - (1 if rex is not None else 0)], rex, i
 
 
 def jmp_rel32(at: int, target: int) -> bytes:
@@ -179,12 +192,11 @@ class Templates:
         ks = Ks(KS_ARCH_X86, KS_MODE_64 if self.bits == 64 else KS_MODE_32)
         cs = Decoder(self.bits)
         names = {n: layout.slot(n) for n in ("save_c", "save_d", "jump_slot", "rem", "vif",
-                                              "viopl", "tmp", "save_sp", "target", "hits",
-                                              "rep_c", "vmask")}
-        names.update(rem3=layout.slot("rem") + 3, save_c3=layout.slot("save_c") + 3,
-                     save_c4=layout.slot("save_c") + 4, tmp3=layout.slot("tmp") + 3,
-                     table=layout.table,
-                     table4=layout.table + 4, table8=layout.table + 8)
+                                              "viopl", "tmp", "save_sp", "target", "rep_c",
+                                              "vmask")}
+        names.update(save_c3=layout.slot("save_c") + 3, save_c4=layout.slot("save_c") + 4,
+                     tmp3=layout.slot("tmp") + 3, target4=layout.slot("target") + 4,
+                     l1=layout.table, probe=layout.vcpu)
         self._t: dict[str, Template] = {}
         for name, pair in TEXT.items():
             text = pair[1 if self.bits == 64 else 0]

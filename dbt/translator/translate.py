@@ -1,4 +1,5 @@
-"""Block translation: one scanned guest block -> one fragment of host code.
+"""Translation: one guest trace (a block and the blocks linked after it, see
+:mod:`dbt.translator.trace`) -> one fragment of host code.
 
 Per instruction, by the ISA table's action:
 
@@ -13,12 +14,21 @@ Per instruction, by the ISA table's action:
   instruction's handler and says where translated code goes on.
 - ``branch``: direct jumps and calls leave through exit stubs that the code
   cache later chains to their targets; ``call`` pushes the *guest* return
-  address; ``ret``, ``jmp r/m`` and ``call r/m`` go through the inline
-  indirect-branch lookup.
+  address; ``ret``, ``jmp r/m`` and ``call r/m`` jump through the indirect-branch
+  map (:mod:`dbt.cache.iblmap`).
 
-In the exact clock every fragment starts with a prologue that takes its
-instruction count from the budget chunk and leaves to the monitor when the
-chunk is spent (see :mod:`dbt.translator.templates`).
+A branch whose next block the trace holds is *linked* instead: a ``jmp`` becomes
+a ``nop``, a ``call`` only pushes, a conditional branch leaves only when taken.
+
+Every fragment starts with its *ibl entry*, where indirect branches arrive: it
+puts back the two registers the map's walk used, and falls into the fragment
+proper (``tc``, where direct branches arrive). In the exact clock each segment of
+the trace starts with a prologue that takes its instruction count from the budget
+chunk and leaves to the monitor when the chunk is spent (see
+:mod:`dbt.translator.templates`).
+
+None of this uses ``jecxz``/``loop`` on a hot path: unicorn (QEMU) ends its block
+after them with a return to its main loop, not a chained jump (``gen_eob``).
 """
 
 from __future__ import annotations
@@ -28,25 +38,22 @@ import struct
 from dbt.cache.layout import Layout
 from dbt.errors import TranslationError
 from dbt.isa import Action
-from dbt.scanner import Block, Decoder, Insn, StopReason
-from dbt.translator.fragment import Fragment, Site, SiteKind
-from dbt.translator.templates import (INT3, Templates, jcc_rel32, jecxz_rel8, jmp_rel32)
+from dbt.scanner import Decoder, Insn, StopReason
+from dbt.scanner.explore import direct_target
+from dbt.translator.fragment import Fragment, Segment, Site, SiteKind
+from dbt.translator.templates import (
+    INT3,
+    NOP,
+    Templates,
+    jcc_rel32,
+    jecxz_rel8,
+    jmp_rel32,
+    split_prefixes,
+)
+from dbt.translator.trace import Link, Trace
 
-_LEGACY_PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
 _LOOPS = {"loop", "loope", "loopne", "jecxz", "jcxz", "jrcxz"}
 _STRING_OPCODES = frozenset({0xA4, 0xA5, 0xA6, 0xA7, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF})
-
-
-def split_prefixes(raw: bytes, bits: int) -> tuple[bytes, int | None, int]:
-    """(legacy prefixes, REX byte or None, offset of the opcode)."""
-    i = 0
-    while i < len(raw) and raw[i] in _LEGACY_PREFIXES:
-        i += 1
-    rex = None
-    if bits == 64 and i < len(raw) and 0x40 <= raw[i] <= 0x4F:
-        rex = raw[i]
-        i += 1
-    return raw[:i - (1 if rex is not None else 0)], rex, i
 
 
 def _signed64(v: int) -> int:
@@ -58,6 +65,14 @@ def retarget(jump: bytes, at: int, target: int) -> bytes:
     if jump[0] == 0x0F:
         return jcc_rel32(jump[1] & 0xF, at, target)
     return jmp_rel32(at, target) + jump[5:6]
+
+
+def segments(trace: Trace) -> list[Segment]:
+    """The trace's segments: a new one after each conditional branch it goes on past."""
+    insns = trace.insns
+    firsts = [0] + sorted(i + 1 for i, link in trace.links.items() if link is Link.JCC)
+    ends = firsts[1:] + [len(insns)]
+    return [Segment(a, b - a, insns[a].address) for a, b in zip(firsts, ends) if a < b]
 
 
 class Emitter:
@@ -86,6 +101,7 @@ class Translator:
         self.bits = layout.bits
         self.exact = exact
         self.blocks = 0
+        self.linked = 0  # blocks translated into a trace after the first
         self.guest_bytes = 0
         self.host_bytes = 0
         self.ident = 0
@@ -93,39 +109,50 @@ class Translator:
         # addresses (offsets) of the sensitive instructions each template is allowed to hold
         pushf = "pushfq" if self.bits == 64 else "pushfd"
         popf = "popfq" if self.bits == 64 else "popfd"
-        self._sanctioned = {"pushf": ((0, pushf),), "popf": ((self._popfd_offset(), popf),)}
+        self._sanctioned = {"pushf": ((0, pushf),),
+                            "popf": ((self._offset("popf", "popf"), popf),)}
+        self._probe = self._offset("count", "mov", "*8")  # the prologue's probe load
 
-    def _popfd_offset(self) -> int:
-        code = self.t["popf"].code
-        for addr, size, mnemonic, _ in self.decoder.disasm(code, 0):
-            if mnemonic.startswith("popf"):
-                return addr
-        raise TranslationError("popf template has no popf")
+    def _offset(self, template: str, mnemonic: str, operand: str = "") -> int:
+        """Byte offset of the first instruction ``mnemonic...`` (with ``operand`` in its
+        operands) in a template."""
+        for a, _, m, o in self.decoder.disasm(self.t[template].code, 0):
+            if m.startswith(mnemonic) and operand in o:
+                return a
+        raise TranslationError(f"template {template} has no {mnemonic} {operand}")
 
-    # --- the block --------------------------------------------------------------------------
-    def translate(self, block: Block, at: int, cold_at: int) -> Fragment:
-        """Translate ``block`` with its hot code at ``at`` and its cold code (exit stubs,
+    # --- the trace --------------------------------------------------------------------------
+    def translate(self, trace: Trace, at: int, cold_at: int,
+                  table: tuple[int, list[int], tuple[int, int]] | None = None) -> Fragment:
+        """Translate ``trace`` with its hot code at ``at`` and its cold code (exit stubs,
         lookup slow paths, the budget exit) at ``cold_at``: keeping the rarely run
         parts apart keeps hot loops on few code-cache pages, and unicorn chains
-        translated blocks directly only within a page."""
+        translated blocks directly only within a page. ``table``: the trace ends in a
+        jump through a guest jump table (see :mod:`dbt.translator.jumptable`) to go
+        through the host table at this address instead, entry k to guest target k."""
         e = Emitter(at)
         e.cold = Emitter(cold_at)
-        frag = Fragment(block.pc, block, at, b"", cold_tc=cold_at, ninsns=len(block.insns),
-                        counted=self.exact)
-        if block.fault:
-            frag.ninsns, frag.counted = 0, False
+        e.emit(self.t["restore_cd"].code)  # the ibl entry
+        frag = Fragment(trace.pc, trace, e.here, b"", start=at, cold_tc=cold_at,
+                        insns=trace.insns, segments=segments(trace), counted=self.exact,
+                        table=table)
+        if trace.fault:
+            frag.segments, frag.counted = [], False
             self._site(e, frag, Site(SiteKind.FAULT, frag), jump=True)
             return self._done(e, frag)
-        if self.exact:
-            self._prologue(e, frag)
-            if block.stop is StopReason.REP_STRING and len(block.insns) == 1:
-                self._rep_guard(e, frag)
-        last = len(block.insns) - 1
+        firsts = {seg.first: seg for seg in frag.segments}
+        last = len(frag.insns) - 1
         branched = False
-        for idx, insn in enumerate(block.insns):
+        for idx, insn in enumerate(frag.insns):
+            if self.exact and idx in firsts:
+                self._prologue(e, frag, firsts[idx])
+                if trace.stop is StopReason.REP_STRING and len(frag.insns) == 1:
+                    self._rep_guard(e, frag)
             frag.starts.append(e.here)
             action = insn.rule.action
-            if action is Action.IDENT:
+            if idx in trace.links:
+                self._link(e, frag, idx, insn, trace.links[idx])
+            elif action is Action.IDENT:
                 if self.exact and self._is_rep_string(insn):
                     self._rep_string(e, frag, insn)
                 else:
@@ -138,29 +165,28 @@ class Translator:
             else:
                 self._site(e, frag, Site(SiteKind.CALLOUT, frag, idx, insn))
         if not branched:
-            self._exit(e, frag, len(block.insns) - 1, block.end)
+            self._exit(e, frag, last, trace.end)
         self._place_exit_stubs(e, frag)
-        self._place_predictions(e, frag)
         return self._done(e, frag)
 
     def _done(self, e: Emitter, frag: Fragment) -> Fragment:
         frag.code = bytes(e.buf)
         frag.cold_code = bytes(e.cold.buf)
         self.blocks += 1
-        self.guest_bytes += frag.block.guest_bytes
+        self.linked += len(frag.trace.links)
+        self.guest_bytes += frag.trace.guest_bytes
         self.host_bytes += len(frag.code)
         return frag
 
     # --- pieces -----------------------------------------------------------------------------
-    def _prologue(self, e: Emitter, frag: Fragment) -> None:
-        """count; jecxz ok; jmp budget_exit (cold: restore ecx; int3); ok: restore ecx"""
-        e.emit(self.t["count"].fill(-frag.ninsns))
-        restore = self.t["restore_c"].code
-        e.emit(jecxz_rel8(5))
-        e.emit(jmp_rel32(e.here, e.cold.here))
-        e.cold.emit(restore)
-        self._site(e.cold, frag, Site(SiteKind.BUDGET, frag))
-        e.emit(restore)
+    def _prologue(self, e: Emitter, frag: Fragment, seg: Segment) -> None:
+        """The count template: its probe load faults when the chunk is spent, with ecx
+        saved (the monitor finds the segment's budget site by the load's address)."""
+        seg.entry = e.here
+        probe = e.emit(self.t["count"].fill(-seg.ninsns)) + self._probe
+        site = Site(SiteKind.BUDGET, frag, seg.first, key=probe)
+        frag.sites.append(site)
+        frag.scratch.append((probe, probe + 1))
 
     def _rep_guard(self, e: Emitter, frag: Fragment) -> None:
         """Before a rep string instruction (a block of its own): leave to the monitor
@@ -176,7 +202,7 @@ class Translator:
         e.emit(self.t["save_cd"].code)
         out = e.cold.here
         e.cold.emit(self.t["restore_cd"].code)
-        self._site(e.cold, frag, Site(SiteKind.REP_GUARD, frag, 0, frag.block.insns[0]))
+        self._site(e.cold, frag, Site(SiteKind.REP_GUARD, frag, 0, frag.insns[0]))
         checks = (["guard_hi"] if self.bits == 64 else []) + ["guard_top", "guard_diff"]
         for name in checks:
             e.emit(self.t[name].code)
@@ -281,8 +307,6 @@ class Translator:
         if 0x66 in prefixes:
             raise TranslationError(f"{insn.address:#x}: 16-bit near branch {insn.mnemonic} "
                                    "is not supported by the translator")
-        from dbt.scanner.explore import direct_target
-
         target = direct_target(insn)
         name = insn.name
         op = insn.raw[pos]
@@ -297,13 +321,47 @@ class Translator:
             self._push_return(e, insn.next)
             self._exit(e, frag, idx, target)
         elif name.startswith("j") and name != "jmp" and target is not None:
-            cc = (insn.raw[pos + 1] if op == 0x0F else op) & 0xF
-            site = self._exit_site(frag, idx, target)
-            site.jump_at = e.here
-            e.emit(jcc_rel32(cc, e.here, e.here))  # aimed at its stub below
+            self._jcc(e, frag, idx, insn, target)
             self._exit(e, frag, idx, insn.next)
+        elif frag.table is not None:
+            self._jump_table(e, frag, idx, insn)
         else:
             self._indirect(e, frag, idx, insn, prefixes, rex, pos)
+
+    def _jump_table(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> None:
+        """The guest's ``jmp [idx*S + T]`` with the host table's address for T; each
+        entry an exit to its guest target (chaining writes the entry)."""
+        host, targets, _ = frag.table
+        d = self.decoder.decode(insn.address, insn.raw, detail=True)
+        size = self.bits // 8
+        code = bytearray(insn.raw)
+        struct.pack_into("<I", code, d.disp_offset, host & 0xFFFF_FFFF)
+        e.emit(bytes(code))
+        for k, target in enumerate(targets):
+            self._exit_site(frag, idx, target).slot_at = host + k * size
+
+    def _jcc(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, target: int) -> None:
+        """A jcc rel32 aimed at its exit stub (placed after the body)."""
+        _, _, pos = split_prefixes(insn.raw, self.bits)
+        op = insn.raw[pos]
+        cc = (insn.raw[pos + 1] if op == 0x0F else op) & 0xF
+        site = self._exit_site(frag, idx, target)
+        site.jump_at = e.here
+        e.emit(jcc_rel32(cc, e.here, e.here))
+
+    def _link(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, link: Link) -> None:
+        """A branch whose next block follows in the trace: a jmp becomes a nop (it keeps
+        a host address of its own, for faults and coverage), a call pushes the guest
+        return address, a ret only drops it, a jcc leaves only when taken."""
+        self.rewritten += 1
+        if link is Link.JMP:
+            e.emit(NOP)
+        elif link is Link.CALL:
+            self._push_return(e, insn.next)
+        elif link is Link.RET:
+            e.emit(self.t["drop"].fill(self.bits // 8))
+        else:
+            self._jcc(e, frag, idx, insn, direct_target(insn))
 
     def _push_return(self, e: Emitter, ret: int) -> None:
         if self.bits == 32 or ret < 2**31:
@@ -313,19 +371,13 @@ class Translator:
 
     def _indirect(self, e: Emitter, frag: Fragment, idx: int, insn: Insn, prefixes: bytes,
                   rex: int | None, pos: int) -> None:
-        """ret / jmp r/m / call r/m: an inline cache, then the lookup table, then the monitor.
+        """ret / jmp r/m / call r/m: the target into ecx, then the walk of the map.
 
                 mov [save_c], rcx
                 rcx = target             (pop rcx | mov rcx, r/m; may fault: rcx restored)
                 [push return address]    (call)   [lea rsp, [rsp + n]] (ret n)
-                lea rcx, [rcx - P]       P: the predicted target, patched in on first miss
-                jecxz hit
-                jmp slow                 (out of line, after the exit stubs)
-        hit:    mov rcx, [save_c]; jmp T  T: P's translation (a direct, chainable jump)
-        slow:   lea rcx, [rcx + P]; save rdx; rdx = rcx; lookup table (a hit jumps
-                through jump_slot); on a table miss: restore; int3 (the monitor fills
-                the table and the inline cache)
-        cold:   (T before the first fill) mov [save_c], rcx; rcx = P; jmp slow + undo
+                the ibl template         (saves rdx, jumps to the target's ibl entry
+                                          or to the map's miss routine)
         """
         start = e.emit(self.t["save_c"].code)
         if insn.name == "ret":
@@ -340,36 +392,7 @@ class Translator:
             raise TranslationError(f"{insn.address:#x}: cannot translate branch "
                                    f"{insn.mnemonic} {insn.op_str}")
         frag.scratch.append((start + len(self.t["save_c"].code), e.here))
-        site = Site(SiteKind.MISS, frag, idx, insn)
-        predict = self.t["predict"]
-        site.pred_at = e.emit(predict.fill(0)) + predict.patches[0]
-        e.emit(jecxz_rel8(5))
-        slow_jump = e.emit(jmp_rel32(e.here, e.here))
-        e.emit(self.t["restore_c"].code)
-        site.jump_at = e.emit(jmp_rel32(e.here, e.here))
-        frag.predictions.append((site, slow_jump))
-
-    def _place_predictions(self, e: Emitter, frag: Fragment) -> None:
-        """The slow paths of the inline caches (see :meth:`_indirect`), in the cold code."""
-        predict = self.t["predict"]
-        c = e.cold
-        for site, slow_jump in frag.predictions:
-            slow = c.here
-            site.undo_at = c.emit(predict.fill(0)) + predict.patches[0]
-            after_undo = c.emit(self.t["to_lookup"].code)
-            c.emit(self.t["lookup"].code)
-            miss = self.t["restore_cd"].code
-            c.emit(jecxz_rel8(len(miss) + 5))
-            c.emit(miss)
-            miss_jump = c.emit(jmp_rel32(c.here, c.here))
-            c.emit(self.t["lookup_hit"].code)
-            site.stub = c.emit(self.t["predicted_cold"].fill(0))
-            c.emit(jmp_rel32(c.here, after_undo))
-            trap = c.here
-            self._site(c, frag, site)
-            for buf, at, to in ((e, slow_jump, slow), (c, miss_jump, trap),
-                                (e, site.jump_at, site.stub)):
-                buf.buf[at - buf.at:at - buf.at + 5] = jmp_rel32(at, to)
+        e.emit(self.t["ibl"].code)
 
     def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,
                      pos: int) -> bytes:
@@ -392,7 +415,7 @@ class Translator:
         return code
 
     def _exit_site(self, frag: Fragment, idx: int, target: int) -> Site:
-        site = Site(SiteKind.EXIT, frag, idx, frag.block.insns[idx], target=target)
+        site = Site(SiteKind.EXIT, frag, idx, frag.insns[idx], target=target)
         frag.exits.append(site)
         return site
 
@@ -408,5 +431,7 @@ class Translator:
         for site in frag.exits:
             site.stub = c.here
             self._site(c, frag, site)
+            if site.slot_at:
+                continue  # (the code cache writes the table)
             off = site.jump_at - e.at
             e.buf[off:off + 6] = retarget(bytes(e.buf[off:off + 6]), site.jump_at, site.stub)

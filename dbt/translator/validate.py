@@ -17,7 +17,7 @@ from dbt.translator.fragment import Fragment
 
 
 def validate(frag: Fragment, decoder: Decoder, layout: Layout) -> None:
-    _check(frag, frag.tc, frag.code, decoder, layout)
+    _check(frag, frag.start, frag.code, decoder, layout)
     _check(frag, frag.cold_tc, frag.cold_code, decoder, layout)
 
 

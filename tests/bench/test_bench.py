@@ -63,7 +63,7 @@ def test_json_follows_the_contract(quick_run):
             {"shadow/nested"} if r["mmu"] == "shadow" else set())
         assert r["clock"] in ("free", "exact") and r["mips"] > 0
     bt = [r for r in ok if r["engine"] == "bt"]
-    assert all({"blocks", "translate_share", "chained_exits", "indirect_hit_rate",
+    assert all({"blocks", "translate_share", "chained_exits", "indirect_misses",
                 "callouts_per_kinsn"} <= r["stats"].keys() for r in bt)
     cpuid_bt = next(r for r in bt if r["benchmark"] == "cpuid")
     assert cpuid_bt["stats"]["callouts_per_op"] == 1.0  # one callout per cpuid, none else

@@ -203,6 +203,26 @@ def test_budget_is_exact_inside_a_block(budget):
         assert r.pc == ref.pc, engine
 
 
+TRACE = ("mov ecx, 3\nl: inc eax\njmp a\nb: out 0x80, al\ninc ebx\ndec ecx\njnz l\ncli\nhlt\n"
+         "a: inc edx\ncall f\nadd esi, 2\ntest eax, 1\njz b\ninc edi\njmp b\n"
+         "f: add eax, 0\nret")
+
+
+@pytest.mark.parametrize("budget", list(range(1, 48)))
+def test_budget_is_exact_inside_a_trace(budget):
+    """bt translates blocks linked by jmp, call and a jcc's fall-through as one trace,
+    with one counting prologue per segment (a new one after the jcc). A budget that
+    ends anywhere in it, a callout (out) and a return into a later segment must leave
+    the count, pc and registers of interp."""
+    img = raw_image((BASE, assemble(TRACE, BASE, 32)))
+    results = {e: run_guest(img, e, RunConfig(max_insns=budget), ram_size=RAM)
+               for e in ENGINES}
+    ref = results["interp"]
+    for engine, r in results.items():
+        assert outcome(r) == outcome(ref), engine
+        assert r.pc == ref.pc, engine
+
+
 REP = "cld\nmov edi, 0x180000\nmov ecx, 100\nmov al, 7\nrep stosb\nmov ecx, 5\nrepe cmpsb\ncli\nhlt"
 @pytest.mark.parametrize("budget", [1, 4, 5, 50, 106, 200])
 def test_budget_inside_a_rep_string_instruction(budget):
@@ -246,8 +266,10 @@ def test_faults_and_branches_agree(src):
 
 
 def test_lookup_table_collision():
-    """Two call targets whose low 16 bits are equal share one entry of bt's indirect-branch
-    table (0x100100, 0x110100): alternating between them must always reach the right one."""
+    """Two call targets whose low 16 bits are equal (0x100100, 0x110100): a table indexed
+    by those bits alone would send one to the other's translation; bt's indirect-branch
+    map keeps them apart by their 64 KiB region. Alternating must always reach the
+    right one."""
     main = assemble("mov esi, 20\nagain: mov eax, 0x100100\ntest esi, 1\njz even\n"
                     "mov eax, 0x110100\neven: call eax\ndec esi\njnz again\ncli\nhlt", BASE, 32)
     f1 = assemble("add ebx, 1\nret", 0x100100, 32)
@@ -255,6 +277,53 @@ def test_lookup_table_collision():
     results = run_all(raw_image((BASE, main), (0x100100, f1), (0x110100, f2)))
     for engine, r in results.items():
         assert r.registers["ebx"] == 0xA0A, engine
+        assert outcome(r) == outcome(results["interp"]), engine
+
+
+def test_switch_table_is_translated_then_refused():
+    """switch_table.s (compared with the other engines by the differential test) only
+    tests bt's jump tables if bt translates its table, then stops translating the
+    tables of that page once stores beside the table keep trapping; switch_paging.s
+    only if a table was translated before the guest turned paging on."""
+    r = run("switch_table.s", "bt")
+    assert (r.reason.value, r.exit_code) == ("exit", 0)
+    assert r.stats["jump_tables_translated"] >= 1
+    assert r.stats["jump_table_pages_refused"] == 1
+    r = run("switch_paging.s", "bt")
+    assert (r.reason.value, r.exit_code) == ("exit", 0)
+    assert r.stats["jump_tables_translated"] >= 1
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_indirect_targets_in_more_regions_than_the_map_holds(bits):
+    """Functions in 16 different 64 KiB regions, called round-robin through a register:
+    bt's indirect-branch map has tables for fewer regions, so regions lose theirs and
+    must be found again through misses, always reaching the right function."""
+    reg = "eax" if bits == 32 else "rax"
+    regions = range(1, 17)
+    main = assemble(f"mov esi, 3\nxor ebx, ebx\nround: mov {reg}, 0x110000\nmov ecx, 16\n"
+                    f"next: call {reg}\nadd {reg}, 0x10000\ndec ecx\njnz next\n"
+                    "dec esi\njnz round\ncli\nhlt", BASE, bits)
+    funcs = [(BASE + (k << 16), assemble(f"add ebx, {k}\nret", BASE + (k << 16), bits))
+             for k in regions]
+    results = run_all(raw_image((BASE, main), *funcs, bits=bits))
+    for engine, r in results.items():
+        assert r.registers["ebx" if bits == 32 else "rbx"] == 3 * sum(regions), engine
+        assert outcome(r) == outcome(results["interp"]), engine
+    assert results["bt"].stats["indirect_map_evictions"] > 0
+
+
+def test_indirect_target_above_4gib_sharing_an_entry():
+    """64-bit: 0x100100 and 0x1_0010_0100 share the map entry of their low half. After
+    calls to the first, a call to the second (unmapped: a #PF) must not run the first's
+    translation: the walk lands outside the code cache, which bt takes for a miss."""
+    main = assemble("xor ebx, ebx\nmov rax, 0x100100\ncall rax\ncall rax\n"
+                    "mov rax, 0x100100100\ncall rax\ncli\nhlt", BASE, 64)
+    f = assemble("inc rbx\nret", 0x100100, 64)
+    results = run_all(raw_image((BASE, main), (0x100100, f), bits=64))
+    for engine, r in results.items():
+        assert r.reason.value == "fault" and r.fault.pc == 0x100100100, engine
+        assert r.registers["rbx"] == 2, engine
         assert outcome(r) == outcome(results["interp"]), engine
 
 

@@ -44,8 +44,7 @@ def statements(bits: int, name: str) -> list[str]:
 
 def expected_addresses(layout: Layout, bits: int, name: str) -> set[int]:
     """The absolute addresses the template's text names, from the layout."""
-    extra = {"rem3": layout.slot("rem") + 3, "table": layout.table,
-             "table4": layout.table + 4, "table8": layout.table + 8,
+    extra = {"l1": layout.table, "probe": layout.vcpu, "target4": layout.slot("target") + 4,
              "save_c3": layout.slot("save_c") + 3, "save_c4": layout.slot("save_c") + 4,
              "tmp3": layout.slot("tmp") + 3}
     out = set()
@@ -212,11 +211,11 @@ def test_fill_on_a_hand_made_template():
 
 def test_flag_templates_preserve_arithmetic_flags_textually(built):
     """Only ``popf`` may write the arithmetic flags: every other template uses flag-free
-    instructions (mov, lea, movzx, not, set, push, pop, jmp)."""
+    instructions (mov, lea, movzx, movsx, bswap, not, set, push, pop, jmp)."""
     bits, _, t = built
     d = Decoder(bits)
     writers = {"add", "sub", "and", "or", "xor", "inc", "dec", "cmp", "test", "neg", "shl",
-               "shr", "sar", "imul", "popfd", "popfq"}
+               "shr", "sar", "imul", "popfd", "popfq", "bsf", "bsr", "bt"}
     for name in names_for(bits):
         if name == "popf":
             continue

@@ -1,0 +1,110 @@
+"""Traces (dbt/translator/trace.py): which blocks one fragment translates, and how the
+translator links them, without running anything.
+
+What could go wrong: a trace that unrolls a loop forever, links across a branch the
+translator cannot link (loop, jecxz, indirect), swallows a rep string instruction
+that needs its own budget guard, or a budget tail that spans a conditional branch
+(a tail must stop after exactly its count); a linked jmp that is not removed, a
+linked jcc whose fall-through still leaves, a segment without its prologue.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_translate import GUEST, fetcher, host_insns, translator
+
+from dbt.cache.codecache import HOT_SIZE
+from dbt.scanner import Decoder
+from dbt.translator.assembler import assemble
+from dbt.translator.trace import MAX_TRACE_BLOCKS, BlockCache, Link, build_trace
+from dbt.translator.validate import validate
+
+
+def trace_of(src: str, bits: int = 32, max_insns: int | None = None):
+    code = assemble(src, GUEST, bits)
+    return build_trace(BlockCache(Decoder(bits), fetcher(code)), GUEST, max_insns)
+
+
+def test_jmp_call_and_jcc_link_their_next_block():
+    t = trace_of("nop\njmp a\nb: ret\na: call f\nf: test eax, eax\njz b\nret")
+    assert [b.pc for b in t.blocks] == [GUEST, GUEST + 4, GUEST + 9, GUEST + 13]
+    assert [t.links[i] for i in sorted(t.links)] == [Link.JMP, Link.CALL, Link.JCC]
+    assert t.insns[-1].name == "ret"
+
+
+@pytest.mark.parametrize("src", ["l: nop\njmp l", "l: dec ecx\njnz l\nret"])
+def test_a_trace_does_not_come_back_to_its_own_blocks(src):
+    """A jmp back to the start, or a loop's back edge taken as fall-through... a block
+    already in the trace ends it (no unrolling)."""
+    t = trace_of(src)
+    assert len({b.pc for b in t.blocks}) == len(t.blocks)
+
+
+@pytest.mark.parametrize("src", ["jecxz a\na: ret", "loop a\na: ret", "jmp eax\nret",
+                                 "jmp a\nnop\na: rep stosb\nret", "jmp a\na: .byte 0xff, 0xff"])
+def test_branches_that_end_a_trace(src):
+    """jecxz/loop and indirect branches are not linked; neither is a block that is a rep
+    string instruction (it needs the budget guard at a fragment's start) or one that
+    cannot be decoded (its own fragment reports the fault)."""
+    assert len(trace_of(src).blocks) == 1
+
+
+def test_a_leaf_call_and_its_return_are_linked():
+    """A ret whose call is linked earlier in the trace, with nothing in between that
+    could change the return address, goes on after the call (the pair inlined)."""
+    t = trace_of("call f\ninc ebx\nret\nf: mov eax, dword ptr [esi]\ntest eax, eax\n"
+                 "jz g\ng: ret")
+    assert [t.links[i] for i in sorted(t.links)] == [Link.CALL, Link.JCC, Link.RET]
+    assert [b.pc for b in t.blocks][-1] == GUEST + 5
+
+
+@pytest.mark.parametrize("body", ["push ebx\npop ebx", "mov dword ptr [eax], ebx",
+                                  "add esp, 4", "add dword ptr [esp], 2", "stosd",
+                                  "call eax", "pushfd\npopfd", "out 0x80, al"])
+def test_a_return_address_that_may_have_changed_is_not_linked(body):
+    """A store (anywhere: it may hit the return address), a write of esp, another call,
+    a template or a callout between the call and the ret: the ret stays indirect."""
+    t = trace_of(f"call f\nret\nf: {body}\nret")
+    assert Link.RET not in t.links.values()
+
+
+def test_ret_with_an_immediate_is_not_linked():
+    assert Link.RET not in trace_of("call f\nret\nf: ret 4").links.values()
+
+
+def test_trace_length_is_capped():
+    src = "".join(f"jmp b{k}\nb{k}: " for k in range(20)) + "ret"
+    assert len(trace_of(src).blocks) == MAX_TRACE_BLOCKS
+
+
+def test_a_budget_tail_has_its_count_and_no_jcc():
+    """A tail of ``max_insns`` instructions follows jmps but stops at a jcc and after
+    exactly its count."""
+    src = "inc eax\njmp a\na: inc ebx\ninc ecx\njz b\nb: inc edx\nret"
+    t = trace_of(src, max_insns=3)
+    assert len(t.insns) == 3 and t.links == {1: Link.JMP}
+    t = trace_of(src, max_insns=10)
+    assert len(t.insns) == 5 and Link.JCC not in t.links.values()
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "free"])
+def test_linked_trace_translates_and_validates(bits, exact):
+    """The linked jmp is a nop, the linked call a push, the linked jcc leaves only when
+    taken; after the jcc a new segment starts, with its own prologue in the exact
+    clock."""
+    code = assemble("inc eax\njmp a\na: call f\nf: test eax, eax\njz out\ninc ebx\n"
+                    "out: ret", GUEST, bits)
+    tr, d, layout = translator(bits, exact)
+    trace = build_trace(BlockCache(d, fetcher(code)), GUEST)
+    frag = tr.translate(trace, layout.cache + 0x1000, layout.cache + HOT_SIZE)
+    validate(frag, d, layout)
+    assert [s.ninsns for s in frag.segments] == [5, 2]
+    jmp_at = frag.starts[1]
+    assert frag.code[jmp_at - frag.start] == 0x90
+    names = [m for _, _, m, _ in host_insns(frag, d)]
+    assert names.count("push") == 1
+    exits = [s for s in frag.sites if s.kind.value == "exit"]
+    assert [s.target for s in exits] == [GUEST + len(code) - 1]  # jz's taken side only
+    probes = [s for s in frag.sites if s.kind.value == "budget"]
+    assert [s.index for s in probes] == ([0, 5] if exact else [])
