@@ -109,6 +109,9 @@ def run(task: Task, plan: measure.Plan) -> Row:
         row.size = size.n
         if task.engine == "interp" and scale > 1:
             row.note = f"timed on the first {sample.instructions:,} instructions"
+        elif scale < 1:
+            row.note = (f"timed on a run of {sample.instructions:,} instructions, "
+                        f"start-up subtracted")
     row.instructions = sample.instructions
     row.mips = sample.instructions / sample.median / 1e6 if sample.median > 0 else None
     row.stats = summarize(sample.result.stats, sample.instructions,

@@ -161,7 +161,10 @@ class Qemu:
         delay, deadline = POLL_FIRST, None
         boot_deadline = time.perf_counter() + BOOT_TIMEOUT
         while True:
-            time.sleep(delay)
+            try:  # an exit ends the wait at once (a sleep would add up to a poll's delay)
+                return Reason.EXIT, proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                pass
             delay = min(delay * 2, POLL_MAX)
             self.polls += 1
             try:
