@@ -31,6 +31,8 @@ from dbt.monitor.monitor import RunConfig
 from dbt.toolchain import build_c
 
 RAM = 32 << 20  # enough for every C guest at benchmark sizes; less RAM to digest per run
+MAX_RAM = 1 << 30  # the most a C guest sized for a long run may be given
+RAM_SLACK = 8 << 20  # room above a larger image (stack, heap), and the rounding
 LOOP_RAM = 4 << 20  # a nanobenchmark loop needs only its code and a stack
 _ITERATIONS = re.compile(r"(mov \w+, )\d+(\s*; iterations)")
 
@@ -89,6 +91,7 @@ class Sizing:
     instructions: int
     serial: bytes  # what the self-checking guest printed under hw, for the other engines
     per_n: float = field(default=0.0)
+    ram: int = RAM  # guest RAM for the runs: RAM, or more for an image that outgrows it
 
 
 def with_iterations(text: str, n: int) -> str:
@@ -268,10 +271,13 @@ def sized(path: Path, arch: str, insns: int, probe_n: int) -> Sizing:
         counts.append(guest_instructions(load(str(build_c(path, arch, extra=[f"-DN={n}"])))))
     per_n = (counts[1] - counts[0]) / probe_n
     n = max(1, round(probe_n + (insns - counts[0]) / per_n)) if per_n > 0 else probe_n
-    image = load(str(build_c(path, arch, extra=[f"-DN={n}"])), ram_size=RAM)
-    r = run_guest(image, "hw", config("exact"), ram_size=RAM)
+    elf = str(build_c(path, arch, extra=[f"-DN={n}"]))
+    end = max(seg.end for seg in load(elf, ram_size=MAX_RAM).segments)
+    ram = max(RAM, -(-(end + RAM_SLACK) // RAM_SLACK) * RAM_SLACK)  # a guest's data grows with N
+    image = load(elf, ram_size=ram)
+    r = run_guest(image, "hw", config("exact"), ram_size=ram)
     expect(f"{path.stem}[{arch}] hw exact (sizing)", r, "exit", 0)
-    return Sizing(image, n, r.guest_instructions, r.serial, per_n)
+    return Sizing(image, n, r.guest_instructions, r.serial, per_n, ram)
 
 
 def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
@@ -282,11 +288,11 @@ def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
         budget = min(plan.interp_insns, size.instructions)
         ends = "budget" if budget < size.instructions else "exit"
         times, r = repeated(label, size.image, engine, config(clock, mmu, budget), plan,
-                            lambda lab, r: expect(lab, r, ends))
+                            lambda lab, r: expect(lab, r, ends), size.ram)
         return Sample(times, r, r.guest_instructions or budget)
     if outside(engine):  # a longer run of the same guest, its start-up subtracted
         size = sized(bench.guest, arch, plan.outside_insns, bench.probe_n)
         label = f"{bench.name}[{arch}] N={size.n} {engine} {clock}"
     times, r = repeated(label, size.image, engine, config(clock, mmu), plan,
-                        lambda lab, r: expect(lab, r, "exit", 0, size.serial))
+                        lambda lab, r: expect(lab, r, "exit", 0, size.serial), size.ram)
     return Sample(times, r, size.instructions)
