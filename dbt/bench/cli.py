@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dbt.bench import measure, report, runner
 from dbt.bench.suite import ARCHES, BENCHMARKS
-from dbt.errors import UsageError
+from dbt.errors import DbtError, UsageError
 
 EXIT_FAILED = 1
 #: column order: the paper's techniques first, any other registered engine after them
@@ -116,7 +116,7 @@ def cmd_bench(args) -> int:
             progress.update(bar, description=t.label, completed=len(rows) - unavailable)
         try:
             runner.run_all(todo, plan, rows, step)
-        except measure.BenchFailure as e:
+        except (measure.BenchFailure, DbtError) as e:  # the rows that finished are kept
             error = str(e)
         progress.update(bar, completed=len(rows) - unavailable)
     runner.add_ratios(rows)
