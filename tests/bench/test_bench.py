@@ -243,10 +243,9 @@ def test_a_new_engine_is_another_column_timed_by_wall_clock_less_startup(tmp_pat
     assert measure.startup_seconds("untimed") > 0
 
 
-def test_an_outside_engine_runs_only_in_its_clocks_and_is_a_peer_not_a_contender(
-        tmp_path, monkeypatch):
-    """An engine outside dbt (qemu) that has no exact clock is measured in the free clock
-    only, and the nanobenchmark verdict stays between dbt's own techniques."""
+def _outside_engine(stats):
+    """A stand-in for an engine outside dbt (like qemu): hw underneath, free clock only,
+    its statistics replaced by ``stats(hw's statistics)``."""
     from dbt import engines
 
     class Outside:
@@ -263,10 +262,19 @@ def test_an_outside_engine_runs_only_in_its_clocks_and_is_a_peer_not_a_contender
         def run(self):
             image, config, ram_size = self.args
             r = engines.run_guest(image, "hw", config, ram_size=ram_size)
-            r.stats = {}
+            r.stats = stats(r.stats)
             return r
 
-    monkeypatch.setitem(engines.ENGINES, "outside", Outside)
+    return Outside
+
+
+def test_an_outside_engine_runs_only_in_its_clocks_and_is_a_peer_not_a_contender(
+        tmp_path, monkeypatch):
+    """An engine outside dbt (qemu) that has no exact clock is measured in the free clock
+    only, and the nanobenchmark verdict stays between dbt's own techniques."""
+    from dbt import engines
+
+    monkeypatch.setitem(engines.ENGINES, "outside", _outside_engine(lambda stats: {}))
     out = tmp_path / "peer.json"
     assert main(["bench", "--quick", "cpuid", "--engines", "hw,outside",
                  "--json", str(out)]) == 0
@@ -284,25 +292,9 @@ def test_an_outside_engine_runs_a_longer_c_guest_with_its_start_up_subtracted(mo
     from dbt import engines
     from dbt.bench.runner import Task, run
 
-    class Outside:
-        name, monitor, clocks = "outside", False, ("free",)
-        reports = frozenset({"serial", "reason", "exit_code"})
-
-        @staticmethod
-        def unavailable():
-            return None
-
-        def __init__(self, image, config, ram_size):
-            self.args = image, config, ram_size
-
-        def run(self):
-            image, config, ram_size = self.args
-            r = engines.run_guest(image, "hw", config, ram_size=ram_size)
-            # every run "boots" for a second; the guest's own time is what remains
-            r.stats = {"run_seconds": 1.0 + r.stats["run_seconds"]}
-            return r
-
-    monkeypatch.setitem(engines.ENGINES, "outside", Outside)
+    # every run "boots" for a second; the guest's own time is what remains
+    monkeypatch.setitem(engines.ENGINES, "outside", _outside_engine(
+        lambda stats: {"run_seconds": 1.0 + stats["run_seconds"]}))
     measure.startup_seconds.cache_clear()
     plan = measure.Plan.quick(("free",))
     plan = measure.Plan(**{**plan.__dict__, "outside_insns": 4 * plan.macro_insns})
