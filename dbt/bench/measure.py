@@ -1,11 +1,10 @@
 """Timing benchmark guests: sizing, warm-up, repetitions, calibration, and the self-check of every run.
 
 A run's time is the engine's own run time (``stats.run_seconds``: loading, set-up
-and the final memory digest excluded). An engine that does not report it (one
-that runs the guest in another process, say) is timed by the wall clock less its
-start-up: the wall time of a guest that ends at once, the same way (exit or halt),
-with the same RAM and bits (QEMU's boot stub zeroes guest RAM, so its start-up
-grows with the RAM size): :func:`startup_seconds`.
+and the final memory digest excluded). An engine outside dbt (qemu: its run time
+includes the firmware's boot) or one that does not report its run time is timed
+less its start-up: the time of a guest that ends at once, the same way (exit or
+halt), with the same RAM and bits (:func:`startup_seconds`).
 
 Every run is checked before it counts: a nanobenchmark loop must halt, a C guest
 must exit 0 with what its self-check printed; ``interp``, timed on a prefix of a
@@ -61,7 +60,8 @@ class Plan:
     @classmethod
     def quick(cls, clocks: tuple[str, ...] = ("free", "exact")) -> Plan:
         return cls(nano_iterations=2_000, interp_iterations=200, target_seconds=0.0,
-                   macro_insns=300_000, interp_insns=10_000, outside_insns=300_000, repeat=1, warmup=0, clocks=clocks)
+                   macro_insns=300_000, interp_insns=10_000, outside_insns=300_000,
+                   repeat=1, warmup=0, clocks=clocks)
 
     def iterations(self, engine: str, bench=None) -> int:
         n = self.interp_iterations if engine == "interp" else self.nano_iterations
@@ -134,9 +134,9 @@ def run_once(image: Image, engine: str, cfg: RunConfig,
 
 def outside(engine: str) -> bool:
     """Whether ``engine`` runs outside dbt (its run includes a firmware boot)."""
-    from dbt.engines import ENGINES
+    from dbt.engines import engine_names
 
-    return not ENGINES[engine].monitor
+    return engine not in engine_names(outside=False)
 
 
 @cache
@@ -271,10 +271,9 @@ def sized(path: Path, arch: str, insns: int, probe_n: int) -> Sizing:
         counts.append(guest_instructions(load(str(build_c(path, arch, extra=[f"-DN={n}"])))))
     per_n = (counts[1] - counts[0]) / probe_n
     n = max(1, round(probe_n + (insns - counts[0]) / per_n)) if per_n > 0 else probe_n
-    elf = str(build_c(path, arch, extra=[f"-DN={n}"]))
-    end = max(seg.end for seg in load(elf, ram_size=MAX_RAM).segments)
+    image = load(str(build_c(path, arch, extra=[f"-DN={n}"])), ram_size=MAX_RAM)
+    end = max(seg.end for seg in image.segments)
     ram = max(RAM, -(-(end + RAM_SLACK) // RAM_SLACK) * RAM_SLACK)  # a guest's data grows with N
-    image = load(elf, ram_size=ram)
     r = run_guest(image, "hw", config("exact"), ram_size=ram)
     expect(f"{path.stem}[{arch}] hw exact (sizing)", r, "exit", 0)
     return Sizing(image, n, r.guest_instructions, r.serial, per_n, ram)
@@ -282,7 +281,9 @@ def sized(path: Path, arch: str, insns: int, probe_n: int) -> Sizing:
 
 def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
                  mmu: str | None = None) -> Sample:
-    size = sized(bench.guest, arch, plan.macro_insns, bench.probe_n)
+    # an engine outside dbt runs a longer build of the guest, its start-up subtracted
+    insns = plan.outside_insns if outside(engine) else plan.macro_insns
+    size = sized(bench.guest, arch, insns, bench.probe_n)
     label = f"{bench.name}[{arch}] N={size.n} {engine} {clock}"
     if engine == "interp":  # a prefix: interp's speed per instruction is flat across a run
         budget = min(plan.interp_insns, size.instructions)
@@ -290,9 +291,6 @@ def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
         times, r = repeated(label, size.image, engine, config(clock, mmu, budget), plan,
                             lambda lab, r: expect(lab, r, ends), size.ram)
         return Sample(times, r, r.guest_instructions or budget)
-    if outside(engine):  # a longer run of the same guest, its start-up subtracted
-        size = sized(bench.guest, arch, plan.outside_insns, bench.probe_n)
-        label = f"{bench.name}[{arch}] N={size.n} {engine} {clock}"
     times, r = repeated(label, size.image, engine, config(clock, mmu), plan,
                         lambda lab, r: expect(lab, r, "exit", 0, size.serial), size.ram)
     return Sample(times, r, size.instructions)

@@ -37,7 +37,7 @@ def why(row: Row) -> str:
             "hw: native, no exit"
     if row.engine == "interp":
         return "interp: every instruction dispatched"
-    return f"{row.engine}: outside dbt, wall clock less start-up"
+    return f"{row.engine}: outside dbt, run time less its boot"
 
 
 def verdicts(rows: list[Row]) -> list[dict]:

@@ -23,7 +23,7 @@ from dbt.errors import CacheFull
 from dbt.monitor.machine import Machine
 from dbt.translator.fragment import Fragment, Site, SiteKind
 from dbt.translator.templates import INT3
-from dbt.translator.trace import Trace
+from dbt.translator.trace import Trace, pages_of
 from dbt.translator.translate import Translator, retarget
 
 PAGE = 4096
@@ -125,7 +125,7 @@ class CodeCache:
             for site in frag.exits:
                 if site.slot_at:
                     self._write_slot(site.slot_at, site.stub)
-            for p in range(spec[2][0] & ~(PAGE - 1), spec[2][1], PAGE):
+            for p in pages_of([frag.table[2]]):
                 self.table_pages.setdefault(p, set()).add(frag)
         if frag.insns:
             if pages is None:
@@ -249,7 +249,7 @@ class CodeCache:
                 self.stats["unchained"] += 1
         f.incoming.clear()
         if f.table is not None:
-            for p in range(f.table[2][0] & ~(PAGE - 1), f.table[2][1], PAGE):
+            for p in pages_of([f.table[2]]):
                 self.table_pages.get(p, set()).discard(f)
         for vpage, page in f.pages:
             frags = self.by_page.get(page)

@@ -144,18 +144,15 @@ class Decoder:
                                               ci.reg_name(m.index) if m.index else "",
                                               m.scale, m.disp))
 
-    def registers_written(self, insn: Insn) -> frozenset[str]:
-        """The registers an instruction writes, explicitly or not (capstone's names)."""
+    def writes(self, insn: Insn) -> tuple[bool, frozenset[str]]:
+        """What an instruction writes, from one decode: whether it writes a memory operand
+        (explicit or string operand), and the registers it writes, explicitly or not
+        (capstone's names). Undecodable: (True, no registers)."""
         for ci in self._full.disasm(insn.raw, insn.address, 1):
-            return frozenset(ci.reg_name(r) for r in ci.regs_access()[1])
-        return frozenset()
-
-    def writes_memory(self, insn: Insn) -> bool:
-        """Does the instruction write a memory operand (explicit or string operand)?"""
-        for ci in self._full.disasm(insn.raw, insn.address, 1):
-            return any(o.type == X.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
-                       for o in ci.operands)
-        return True
+            memory = any(o.type == X.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
+                         for o in ci.operands)
+            return memory, frozenset(ci.reg_name(r) for r in ci.regs_access()[1])
+        return True, frozenset()
 
     def disasm(self, code: bytes, address: int):
         """Linear sweep without detail: yields (address, size, mnemonic, op_str)."""

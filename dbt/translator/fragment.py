@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 
 from dbt.scanner import Insn
-from dbt.translator.trace import Trace
+from dbt.translator.trace import Trace, pages_of
 
 
 class SiteKind(enum.Enum):
@@ -82,8 +82,7 @@ class Fragment:
         return self.trace.ranges + ([self.table[2]] if self.table else [])
 
     def guest_pages(self) -> list[int]:
-        return sorted({p for lo, hi in self.guest_ranges()
-                       for p in range(lo & ~0xFFF, hi, 0x1000)})
+        return pages_of(self.guest_ranges())
 
     def physical_ranges(self) -> list[tuple[int, int]]:
         """The guest-physical byte ranges its guest code was translated from."""
@@ -97,7 +96,7 @@ class Fragment:
 
     def segment_of(self, index: int) -> Segment:
         """The segment that counts the trace's instruction ``index``."""
-        return self.segments[bisect.bisect_right([s.first for s in self.segments], index) - 1]
+        return next(s for s in reversed(self.segments) if s.first <= index)
 
     def pending(self, index: int) -> int:
         """Instructions from ``index`` to the end of its segment: counted by the segment's

@@ -60,7 +60,7 @@ class JumpTable:
 
 def _writes(decoder: Decoder, insn: Insn, family: str) -> int | None:
     """The width at which ``insn`` writes the register ``family`` (None: it does not)."""
-    widths = [FAMILY[r][1] for r in decoder.registers_written(insn)
+    widths = [FAMILY[r][1] for r in decoder.writes(insn)[1]
               if r in FAMILY and FAMILY[r][0] == family]
     return max(widths) if widths else None
 

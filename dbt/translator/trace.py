@@ -97,11 +97,16 @@ class Trace:
 
     def pages(self) -> list[int]:
         """The 4 KiB pages (guest-linear) its bytes are on."""
-        return sorted({p for lo, hi in self.ranges for p in range(lo & ~0xFFF, hi, 0x1000)})
+        return pages_of(self.ranges)
 
     @property
     def guest_bytes(self) -> int:
         return sum(b.guest_bytes for b in self.blocks)
+
+
+def pages_of(ranges: list[tuple[int, int]]) -> list[int]:
+    """The 4 KiB pages that byte ranges [lo, hi) touch, in order."""
+    return sorted({p for lo, hi in ranges for p in range(lo & ~0xFFF, hi, 0x1000)})
 
 
 def link_of(insn: Insn, bits: int) -> tuple[Link, int] | None:
@@ -136,8 +141,10 @@ def _return_of(trace: Trace, decoder: Decoder) -> int | None:
         if link in (Link.JMP, Link.JCC):
             continue  # (a jcc leaves when taken; on the trace's path it changes nothing)
         insn = insns[i]
-        if link is not None or insn.rule.action is not Action.IDENT \
-                or decoder.writes_memory(insn) or sp & decoder.registers_written(insn):
+        if link is not None or insn.rule.action is not Action.IDENT:
+            return None
+        memory, registers = decoder.writes(insn)
+        if memory or sp & registers:
             return None
     return insns[call].next
 
