@@ -35,13 +35,20 @@ def _count(text: str) -> int:
     return int(value)
 
 
-def at_least_one(what: str):
-    """An argparse type for a whole number >= 1; ``what`` names it in the error."""
+def at_least_one(what: str, float_ok: bool = False):
+    """An argparse type for a whole number >= 1; ``what`` names it in the error;
+    ``float_ok``: also written like 2e8 or 5.5e7 (it must still be whole)."""
     def parse(text: str) -> int:
         try:
             n = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+            try:
+                x = float(text) if float_ok else None
+            except ValueError:
+                x = None
+            if x is None or not x.is_integer():
+                raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+            n = int(x)
         if n < 1:
             raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
         return n

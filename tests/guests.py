@@ -5,7 +5,10 @@ Assembly guests carry their expectation in header comments:
 and ``; expect-serial: TEXT`` (with ``\\n``). ``guests/sys`` holds the system guests
 (small kernels: IDT, timer, paging), built like the C guests.
 ``; qemu: WHY`` marks a guest whose ending on QEMU's PC differs from dbt's contract;
-``mmu: both`` a C guest with page tables of its own, run under every MMU mode too.
+``mmu: both`` a C guest with page tables of its own, run under every MMU mode too;
+``timed: WHY`` a guest whose final state depends on when timer ticks arrive (in the
+free clock only its output and ending are compared), ``exact-clock: WHY`` one whose
+self-checks assume the exact clock's virtual time (not run in the free clock).
 C guests self-check: they exit with code 0 on success, and they are built for
 both architectures.
 """
@@ -31,6 +34,8 @@ class Guest:
     count_skew: tuple[tuple[str, int], ...] = ()  # (engine, instructions more than interp)
     qemu: str | None = None  # why QEMU's PC differs from dbt's contract here (not compared)
     mmu: bool = False  # turns paging on: also compared across MMU modes (``mmu: both``)
+    timed: str | None = None  # why its state depends on time (free clock: only its output)
+    exact_clock: str | None = None  # why its self-checks need the exact clock (free: not run)
 
     def __str__(self) -> str:
         return self.name
@@ -52,7 +57,8 @@ def _asm_guest(path: Path) -> Guest:
     m_qemu = re.search(r"^;\s*qemu:\s*(.*)$", text, re.M)
     return Guest(path.name, path, None, reason, int(m_exit.group(1)) if m_exit else None, serial,
                  skew, m_qemu.group(1) if m_qemu else None,
-                 mmu=bool(re.search(r"^;\s*mmu:\s*both", text, re.M)))
+                 mmu=bool(re.search(r"^;\s*mmu:\s*both", text, re.M)),
+                 timed=_tag(text, "timed", ";"), exact_clock=_tag(text, "exact-clock", ";"))
 
 
 def _c_guest(path: Path, arch: str) -> Guest:
@@ -63,7 +69,14 @@ def _c_guest(path: Path, arch: str) -> Guest:
     m_qemu = re.search(r"^\s*qemu:\s*(.*)$", text, re.M)
     return Guest(f"{path.name}[{arch}]", path, arch, "exit", 0, serial,
                  qemu=m_qemu.group(1) if m_qemu else None,
-                 mmu=bool(re.search(r"^\s*mmu:\s*both", text, re.M)))
+                 mmu=bool(re.search(r"^\s*mmu:\s*both", text, re.M)),
+                 timed=_tag(text, "timed"), exact_clock=_tag(text, "exact-clock"))
+
+
+def _tag(text: str, key: str, comment: str = "") -> str | None:
+    """The text of a ``key: ...`` header line (``; key: ...`` in assembly)."""
+    m = re.search(rf"^{re.escape(comment)}\s*{key}:\s*(.*)$", text, re.M)
+    return m.group(1) if m else None
 
 
 def all_guests() -> list[Guest]:

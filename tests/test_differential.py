@@ -113,3 +113,22 @@ def test_mmu_modes_agree(guest: Guest, variant: str, tmp_path_factory, results_c
     assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
     if mmu == "shadow" and r.reason is Reason.EXIT:
         assert r.stats["shadow_fills"] > 0  # the monitor really walked the guest tables
+
+
+@pytest.mark.parametrize("guest", [g for g in GUESTS if not g.exact_clock], ids=str)
+def test_bt_free_clock_agrees(guest: Guest, tmp_path_factory, results_cache):
+    """bt in the free clock (no counting prologues; a direct branch may enter a trace at
+    any block it linked, not only at a segment; timer interrupts follow the host clock)
+    ends as interp does. Registers and memory are compared too, except for guests whose
+    state depends on when ticks arrive (``timed:`` in their header says how)."""
+    ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
+    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
+    r = run_guest(image, "bt", RunConfig(max_insns=50_000_000, keep_ram=True, validate=True,
+                                         clock="free"))
+    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    assert r.fault == ref.fault
+    if guest.timed:
+        return
+    assert r.registers == ref.registers
+    assert r.system == ref.system
+    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)

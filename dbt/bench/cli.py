@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                    help="clocks to measure in (default: free,exact; never compared across)")
     p.add_argument("--repeat", type=at_least_one("whole number"), default=None, metavar="N",
                    help="timed runs per measurement, after one warm-up (default 3)")
+    p.add_argument("--insns", type=at_least_one("whole number", float_ok=True), default=None,
+                   metavar="N", help="instructions a macrobenchmark retires, every engine "
+                   "(default 2e8; interp runs a prefix)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, one run each: checks structure and results in under a "
                         "minute, timings meaningless")
@@ -101,6 +104,9 @@ def cmd_bench(args) -> int:
     plan = measure.Plan.quick(clocks) if args.quick else measure.Plan(clocks=clocks)
     if args.repeat:
         plan = measure.Plan(**{**plan.__dict__, "repeat": args.repeat})
+    if args.insns:
+        n = int(args.insns)
+        plan = measure.Plan(**{**plan.__dict__, "macro_insns": n, "outside_insns": n})
 
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 200)

@@ -48,11 +48,12 @@ class Plan:
     interp_iterations: int = 2_000  # interp is ~1000x slower: per-op cost on fewer iterations
     target_seconds: float = 0.25  # nano: autorange grows a loop until one run takes this long
     max_iterations: int = 50_000_000
-    macro_insns: int = 20_000_000
+    # a C guest retires this many instructions: long enough that bt's one-off translation
+    # (about 10 ms a guest, a few hundred us a trace) is amortised as in a real run, and
+    # that QEMU's start-up jitter (tens of milliseconds) is small beside its run
+    macro_insns: int = 200_000_000
     interp_insns: int = 100_000  # interp runs this prefix of a C guest
-    # an engine outside dbt (qemu) runs a C guest this long: its start-up jitters by tens
-    # of milliseconds, as long as QEMU takes for 20M instructions
-    outside_insns: int = 200_000_000
+    outside_insns: int = 200_000_000  # an engine outside dbt (qemu) runs a C guest this long
     repeat: int = 3
     warmup: int = 1
     clocks: tuple[str, ...] = ("free", "exact")

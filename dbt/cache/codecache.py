@@ -37,6 +37,8 @@ class CodeCache:
         self.layout = layout
         self.translator = translator
         self.fragments: dict[int, Fragment] = {}  # guest pc -> fragment
+        #: guest pc -> (fragment, host address) of a side entry (a block inside a trace)
+        self.side: dict[int, tuple[Fragment, int]] = {}
         self.sites: dict[int, Site] = {}  # host address after the int3 -> site
         #: guest-physical page -> fragments translated from it (what a store hits)
         self.by_page: dict[int, set[Fragment]] = {}
@@ -80,6 +82,7 @@ class CodeCache:
         for page in list(self.by_page):
             self._unprotect(page)
         self.fragments.clear()
+        self.side.clear()
         self.sites.clear()
         self.by_page.clear()
         self.by_vpage.clear()
@@ -90,7 +93,17 @@ class CodeCache:
 
     # --- lookup and translation -------------------------------------------------------------
     def lookup(self, pc: int) -> Fragment | None:
+        """The fragment whose trace starts at ``pc`` (what indirect branches need: its
+        ibl entry)."""
         return self.fragments.get(pc)
+
+    def entry(self, pc: int) -> tuple[Fragment, int] | None:
+        """Where a direct branch to ``pc`` may go: the head of a fragment for ``pc``, or
+        else a side entry of a fragment whose trace holds ``pc``'s block."""
+        frag = self.fragments.get(pc)
+        if frag is not None:
+            return frag, frag.tc
+        return self.side.get(pc)
 
     def place(self, trace: Trace, cached: bool = True,
               pages: tuple[tuple[int, int], ...] | None = None,
@@ -138,6 +151,8 @@ class CodeCache:
         if cached:
             self.fragments[trace.pc] = frag
             self.map.set(trace.pc, frag.start)
+            for pc, host in frag.entries.items():
+                self.side.setdefault(pc, (frag, host))
         return frag
 
     def scratch(self, code: bytes) -> int:
@@ -167,11 +182,12 @@ class CodeCache:
             self.map.set(frag.guest_pc, frag.start)
 
     # --- chaining ---------------------------------------------------------------------------
-    def chain(self, site: Site, target: Fragment) -> None:
-        """Point an exit's jump straight at the target fragment (recorded both ways)."""
+    def chain(self, site: Site, target: Fragment, at: int | None = None) -> None:
+        """Point an exit's jump straight at the target fragment, at its head or at one
+        of its side entries (``at``), recorded both ways."""
         if not site.fragment or not site.fragment.valid or not target.valid:
             return
-        self._relink(site, target.tc)
+        self._relink(site, target.tc if at is None else at)
         target.incoming.add(site.key)
         self.stats["chained"] += 1
 
@@ -242,6 +258,9 @@ class CodeCache:
         if self.fragments.get(f.guest_pc) is f:
             del self.fragments[f.guest_pc]
             self.map.clear(f.guest_pc, f.start)
+        for pc in f.entries:
+            if self.side.get(pc, (None,))[0] is f:
+                del self.side[pc]
         for key in f.incoming:  # unchain: send each incoming jump back to its stub
             site = self.sites.get(key)
             if site and site.fragment and site.fragment.valid:

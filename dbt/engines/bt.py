@@ -24,6 +24,8 @@ run yet.
 
 from __future__ import annotations
 
+import bisect
+
 import struct
 
 from unicorn import UcError
@@ -52,6 +54,9 @@ from dbt.translator.translate import Translator
 
 CHUNK = (1 << 24) - 1  # budget chunk: the prologue's sign test needs rem < 2**24
 MIXED_STORES_PER_TABLE_PAGE = 64
+#: free clock: host instructions stepped at most to reach a guest instruction boundary
+#: (the longest template or map walk is a few dozen)
+MAX_STEPS = 10_000
 
 
 @register
@@ -187,12 +192,32 @@ class Bt:
 
     def _loop(self, dog: Watchdog | None) -> None:
         mon = self.mon
+        steps = 0  # host instructions stepped towards a guest instruction boundary
         while not mon.stopped:
             tc, self.next_tc = self.next_tc, None
+            if dog is not None and (dog.fired or mon.event_due()):
+                # free clock: the budget ran out or the timer is due; both need a guest pc
+                guest = self._guest_pc_at(tc)
+                if guest is None:
+                    steps += 1
+                    if steps > MAX_STEPS:
+                        raise TranslationError(f"no guest instruction boundary within "
+                                               f"{MAX_STEPS} host instructions of {tc:#x}")
+                else:
+                    steps = 0
+                    mon.machine.pc = guest
+                    if dog.fired:
+                        mon.stop(Reason.BUDGET)
+                        break
+                    handler = self._deliver(lambda: mon.poll_interrupts(guest))
+                    if mon.stopped:
+                        break
+                    if handler is not None:
+                        tc = self._enter(handler)
             self._clear_events()
             err = None
             try:
-                mon.uc.emu_start(tc, 0)
+                mon.uc.emu_start(tc, 0, count=1 if steps else 0)
             except UcError as e:
                 err = e
             if err is not None and self._fault_exit(err):
@@ -214,14 +239,26 @@ class Bt:
             elif err is not None or self.fault_vector is not None:
                 self._guest_fault(err)
             elif self.next_tc is None:
-                if dog is None or not dog.fired:
+                if dog is None:
                     raise TranslationError("translated code stopped without an exit")
-                mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
+                # free clock: a step, the budget, or the timer thread (whose stop may land
+                # after a handler took the interrupt it was for): go on where it stopped
+                self.next_tc = mon.machine.pc
+
+    def _guest_pc_at(self, host: int) -> int | None:
+        """The guest pc if host address ``host`` is where the translation of a guest
+        instruction starts (nothing of it has run, no scratch register is in use); None
+        inside a translation, in an exit stub or in the map's walk."""
+        frag = self.cache.fragment_at(host)
+        if frag is None:
+            return None
+        i = bisect.bisect_left(frag.starts, host)
+        return frag.insns[i].address if i < len(frag.starts) and frag.starts[i] == host else None
 
     def _enter(self, pc: int) -> int:
         """Host address to run guest pc from, translating on a miss."""
-        frag = self.cache.lookup(pc) or self._translate(pc)
-        return frag.tc
+        found = self.cache.entry(pc)
+        return found[1] if found else self._translate(pc).tc
 
     def _translate(self, pc: int, max_insns: int | None = None, cached: bool = True) -> Fragment:
         import time
@@ -231,7 +268,7 @@ class Bt:
         if self.cache.epoch != self._blocks_epoch:  # translations were dropped
             self.blocks.forget()
             self._blocks_epoch = self.cache.epoch
-        trace = build_trace(self.blocks, pc, max_insns)
+        trace = build_trace(self.blocks, pc, max_insns, lambda at: self.cache.entry(at) is not None)
         pages = table = None
         if mon.guest_paging() and trace.ranges:
             pages = tuple((v, mon.code_page(v)) for v in trace.pages())
@@ -320,9 +357,10 @@ class Bt:
         if kind is SiteKind.CALLOUT:
             return self._callout(site)
         if kind is SiteKind.EXIT:
-            target = self.cache.lookup(site.target) or self._translate(site.target)
-            self.cache.chain(site, target)
-            return target.tc
+            found = self.cache.entry(site.target)
+            target, at = found if found else (self._translate(site.target), None)
+            self.cache.chain(site, target, at)
+            return target.tc if at is None else at
         if kind is SiteKind.MISS:  # (registers are back: go to the plain entry)
             self.misses += 1
             pc = self._read_slot("target") & self.mon.mask

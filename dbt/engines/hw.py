@@ -26,6 +26,8 @@ the host-derived TSC, not virtual time.
 
 from __future__ import annotations
 
+import time
+
 from unicorn import UcError
 from unicorn import unicorn_const as C
 from unicorn import x86_const as U
@@ -73,10 +75,10 @@ class Hw:
         budget = mon.config.max_insns
         while not mon.stopped:
             remaining = budget - mon.icount
-            if remaining <= 0:
+            if remaining <= 0 or (dog is not None and dog.fired):
                 mon.stop(Reason.BUDGET)
                 break
-            if mon.event_at is not None and mon.icount >= mon.event_at:
+            if mon.event_due():
                 mon.resume_at(mon.poll_interrupts(machine.pc))
                 if mon.stopped:
                     break
@@ -92,10 +94,12 @@ class Hw:
             if exact and mon.event_at is not None:
                 step = min(step, mon.event_at - mon.icount)
             self.running = True
+            began = time.perf_counter()
             try:
                 mon.uc.emu_start(pc, 0, count=step)
             except UcError as e:
                 err = e
+            ended = time.perf_counter()
             self.running = False
             watch.collect(err)
             hooks_fired = machine.executed_count() if exact else 0
@@ -115,12 +119,16 @@ class Hw:
                 mon.icount += step
                 if step == remaining:
                     mon.stop(Reason.BUDGET)
+            elif dog is not None and dog.fired and dog.at <= ended:
+                mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
+            elif mon.kick is not None and mon.kick.stopped(began, ended):
+                # the timer is due (the loop polls next). Not taken for a hlt: a stop that
+                # lands just after a byte F4 would look like one (say, after jne -12)
+                self._exit("timer")
             elif mon.peek(machine.pc - 1, 1) == b"\xf4":
                 self._exit("hlt")
                 mon.icount += hooks_fired
                 mon.resume_at(mon.halt(machine.pc))
-            elif dog is not None and dog.fired:
-                mon.stop(Reason.BUDGET)  # the free clock's time limit ran out
             else:
                 mon.icount += hooks_fired  # stopped for another reason: go on
             if machine.memory and exact:

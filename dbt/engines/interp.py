@@ -49,12 +49,12 @@ class Interp:
     def run(self) -> RunResult:
         mon, machine, decoder = self.mon, self.mon.machine, self.mon.decoder
         budget = mon.config.max_insns
-        mon.start_clock()
+        mon.start_clock(stop_cpu=False)
         while not mon.stopped:
             if mon.icount >= budget:
                 mon.stop(Reason.BUDGET)
                 break
-            if mon.event_at is not None and mon.icount >= mon.event_at:
+            if mon.event_due():
                 mon.resume_at(mon.poll_interrupts(machine.pc))
                 if mon.stopped:
                     break

@@ -24,6 +24,7 @@ from dbt.monitor.exits import VECTORS, Fault, Reason, RunResult
 from dbt.monitor.machine import Machine, reg_id
 from dbt.monitor.paging import ERR_U, FETCH, PROT_W, READ, WRITE, PageFault
 from dbt.monitor.vcpu import VIRTUAL_FLAGS, VCpu
+from dbt.monitor.watchdog import Kick
 from dbt.scanner import Decoder, Insn, Mem
 
 DEFAULT_MAX_INSNS = 2_000_000_000
@@ -109,6 +110,8 @@ class Monitor:
         #: no interrupt can come); ``resched`` is set whenever it changes
         self.event_at: int | None = None
         self.resched = False
+        #: free clock: the timer thread that says when to look (instead of event_at)
+        self.kick: Kick | None = None
         self._stepping_pc: int | None = None  # see poll_interrupts()
         self.on_guest_write = None  # the code cache's SMC check (engine bt)
         self.coverage = None  # a dynamic-coverage recorder: engines attach it (dbt.coverage)
@@ -247,16 +250,35 @@ class Monitor:
 
     # --- external interrupts (the PIT through the PICs) -------------------------------------
     def _schedule(self, icount: int | None) -> None:
-        if icount != self.event_at:
+        if self.kick is not None:  # free clock: host time decides, whatever the count
+            self._arm_kick()
+        elif icount != self.event_at:
             self.event_at, self.resched = icount, True
 
     def _reschedule(self) -> None:
-        """Ask to be polled when the timer next expires (exact clock only)."""
+        """Ask to be polled when the timer next expires."""
         tick = self.pit.next_expiry()
-        if tick is None or self.config.clock == "free":
+        if self.kick is not None:
+            self._arm_kick()
+        elif tick is None:
             self._schedule(None)
+        else:
+            self._schedule(max(_tick_ns(tick) - self.idle_ns, self.icount_now() + 1))
+
+    def _arm_kick(self) -> None:
+        """Free clock: be kicked when the timer next expires in host time, or soon when an
+        interrupt is already pending (it waits for IF: look again then)."""
+        if self.pic.pending():
+            self.kick.arm(time.perf_counter() + Kick.RETRY)
             return
-        self._schedule(max(_tick_ns(tick) - self.idle_ns, self.icount_now() + 1))
+        tick = self.pit.next_expiry()
+        self.kick.arm(None if tick is None else self._t0 + _tick_ns(tick) / 1e9)
+
+    def event_due(self) -> bool:
+        """Must the engine call poll_interrupts() before it runs the next instruction?"""
+        if self.kick is not None:
+            return self.kick.due
+        return self.event_at is not None and self.icount >= self.event_at
 
     def interrupts_enabled(self) -> bool:
         return bool(self.guest_eflags() & (1 << 9))
@@ -275,8 +297,11 @@ class Monitor:
             self._stepping_pc = None
             self._reschedule()
             return None
-        shadow = self._stepping_pc is not None and \
-            self.peek(self._stepping_pc, 1) == b"\xfb"  # sti
+        if self.kick is not None:  # free clock: polls are not one instruction apart
+            shadow = self.peek(pc - 1, 1) == b"\xfb"  # (an sti, or a byte like it: later)
+        else:
+            shadow = self._stepping_pc is not None and \
+                self.peek(self._stepping_pc, 1) == b"\xfb"  # sti
         if not self.interrupts_enabled() or shadow:
             self._stepping_pc = pc
             self._schedule(self.icount_now() + 1)
@@ -562,13 +587,20 @@ class Monitor:
         return value
 
     # --- the result -------------------------------------------------------------------------
-    def start_clock(self) -> None:
-        """Engines call this as their run loop starts: ``run_seconds`` excludes set-up."""
+    def start_clock(self, stop_cpu: bool = True) -> None:
+        """Engines call this as their run loop starts: ``run_seconds`` excludes set-up.
+        In the free clock this starts the timer thread; ``stop_cpu=False`` for an engine
+        that polls between every two instructions (it only needs event_due())."""
         self._t_run = time.perf_counter()
+        if self.config.clock == "free" and self.kick is None:
+            self.kick = Kick(self.uc if stop_cpu else None)
+            self._reschedule()
 
     def result(self, vcpu: VCpu, eflags: int, guest_instructions: int | None,
                stats: dict | None = None) -> RunResult:
         run_seconds = time.perf_counter() - self._t_run
+        if self.kick is not None:
+            self.kick.close()
         ram = self.machine.ram()
         registers = {name: self.reg(name) for name in self.regs}
         registers["rip" if self.bits == 64 else "eip"] = self.machine.pc

@@ -1,4 +1,5 @@
-"""The free clock's budget: a timer thread that stops the CPU when host time runs out.
+"""The free clock's timer threads: the budget (:class:`Watchdog`, stops the CPU when host
+time runs out) and the timer interrupt (:class:`Kick`).
 
 unicorn's own ``emu_start(timeout=...)`` does the same but was measured to slow
 64-bit guests by about half; a plain timer calling ``emu_stop`` costs nothing
@@ -8,6 +9,7 @@ while it waits.
 from __future__ import annotations
 
 import threading
+import time
 
 FREE_CLOCK_MIPS = 20  # the free clock turns an instruction budget into host time at this rate
 
@@ -17,6 +19,7 @@ class Watchdog:
         self.uc = uc
         self.seconds = seconds
         self.fired = False
+        self.at: float | None = None  # host time it stopped the CPU
         self._timer: threading.Timer | None = None
 
     @classmethod
@@ -26,6 +29,7 @@ class Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
+        self.at = time.perf_counter()
         self.uc.emu_stop()
 
     def __enter__(self) -> Watchdog:
@@ -37,3 +41,60 @@ class Watchdog:
     def __exit__(self, *exc) -> None:
         if self._timer:
             self._timer.cancel()
+
+
+class Kick:
+    """The free clock's timer interrupt: a thread that stops the CPU once host time passes
+    the deadline the monitor armed (the virtual timer's next expiry), as a host timer
+    kicks a vCPU out of guest mode, so that the engine looks for an interrupt at its next
+    instruction boundary. Until the monitor arms it again it stops the CPU every
+    :data:`RETRY` seconds: a stop that lands while the engine is outside ``emu_start``
+    (in a handler) is lost, the next one is not.
+
+    ``uc=None``: only raise :attr:`due` (an engine that looks between every two
+    instructions anyway).
+    """
+
+    RETRY = 0.001
+
+    def __init__(self, uc=None):
+        self.uc = uc
+        self.due = False
+        self.at: float | None = None  # host time it last stopped the CPU
+        self._deadline: float | None = None
+        self._closed = False
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="dbt-kick", daemon=True)
+        self._thread.start()
+
+    def arm(self, deadline: float | None) -> None:
+        """Be due at host time ``deadline`` (``time.perf_counter()``; None: never)."""
+        with self._cv:
+            self.due = False
+            self._deadline = deadline
+            self._cv.notify()
+
+    def stopped(self, since: float, until: float) -> bool:
+        """Did it stop the CPU between host times ``since`` and ``until`` (one emu_start)?"""
+        return self.due and self.at is not None and since <= self.at <= until
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+
+    def _run(self) -> None:
+        with self._cv:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cv.wait()
+                    continue
+                left = self._deadline - time.perf_counter()
+                if left > 0:
+                    self._cv.wait(left)
+                    continue
+                self.due = True
+                if self.uc is not None:
+                    self.at = time.perf_counter()
+                    self.uc.emu_stop()
+                self._cv.wait(self.RETRY)

@@ -75,6 +75,9 @@ class Fragment:
     pages: tuple[tuple[int, int], ...] = ()
     #: a jump table it dispatches through: (host table, guest targets, guest byte range)
     table: tuple[int, list[int], tuple[int, int]] | None = None
+    #: side entries: guest pc of a block inside the trace -> host address where a direct
+    #: branch may arrive there (see Translator.side_entries)
+    entries: dict[int, int] = field(default_factory=dict)
 
     def guest_ranges(self) -> list[tuple[int, int]]:
         """The guest-linear byte ranges its translation depends on: its code, and the

@@ -183,26 +183,36 @@ class Template:
         return bytes(out)
 
 
+#: templates already assembled in this process, by architecture and vCPU addresses (every
+#: machine has the same layout, so a process that runs many guests assembles once)
+_ASSEMBLED: dict[tuple, dict[str, Template]] = {}
+
+
 class Templates:
-    """All templates of one architecture, with the vCPU addresses of one run."""
+    """All templates of one architecture, with the vCPU addresses of one run;
+    ``keystone_calls`` counts the calls this run made (none when they were cached)."""
 
     def __init__(self, layout: Layout):
         self.bits = layout.bits
         self.keystone_calls = 0
-        ks = Ks(KS_ARCH_X86, KS_MODE_64 if self.bits == 64 else KS_MODE_32)
-        cs = Decoder(self.bits)
         names = {n: layout.slot(n) for n in ("save_c", "save_d", "jump_slot", "rem", "vif",
                                               "viopl", "tmp", "save_sp", "target", "rep_c",
                                               "vmask")}
         names.update(save_c3=layout.slot("save_c") + 3, save_c4=layout.slot("save_c") + 4,
                      tmp3=layout.slot("tmp") + 3, target4=layout.slot("target") + 4,
                      l1=layout.table, probe=layout.vcpu)
-        self._t: dict[str, Template] = {}
+        key = (self.bits, tuple(sorted(names.items())))
+        self._t: dict[str, Template] = _ASSEMBLED.get(key, {})
+        if self._t:
+            return  # the same addresses as an earlier machine's: keystone ran then
+        ks = Ks(KS_ARCH_X86, KS_MODE_64 if self.bits == 64 else KS_MODE_32)
+        cs = Decoder(self.bits)
         for name, pair in TEXT.items():
             text = pair[1 if self.bits == 64 else 0]
             if text is None:
                 continue
             self._t[name] = self._assemble(ks, cs, name, text, names)
+        _ASSEMBLED[key] = self._t
 
     def _assemble(self, ks, cs, name: str, text: str, names: dict) -> Template:
         src = text.format(**{k: hex(v) for k, v in names.items()})

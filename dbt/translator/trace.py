@@ -21,7 +21,9 @@ A trace stops growing, checking in this order, when the last block
 
 1. does not end in one of those branches (``loop``/``jecxz``-type branches, other
    indirect branches, callouts... end a trace as they end a fragment);
-2. leads to a block already in the trace (no unrolling);
+2. leads to a block already in the trace (no unrolling), or, by a jmp, call or jcc,
+   to one already translated (``placed``: the head of a fragment or a side entry
+   into one; the branch is chained to it instead of translating it again);
 3. would take the trace past :data:`MAX_TRACE_BLOCKS` blocks or ``max_insns``
    instructions (:data:`MAX_TRACE_INSNS` by default);
 4. leads to a block that cannot be fetched or decoded (it gets a fragment of its own,
@@ -30,7 +32,8 @@ A trace stops growing, checking in this order, when the last block
 5. is a ``JCC`` and the trace is a budget tail (``max_insns`` given: a tail is one
    segment).
 
-Tail duplication is the price: a block may be translated into several traces.
+Tail duplication is the price: a block may be translated into several traces, when
+a trace that reaches it is translated before the block has an entry of its own.
 """
 
 from __future__ import annotations
@@ -163,9 +166,12 @@ class BlockCache:
     def scan(self, pc: int, cap: int = MAX_BLOCK_INSNS) -> Block:
         """The block at ``pc`` of at most ``cap`` instructions."""
         block = self._blocks.get(pc)
-        if block is not None and (len(block.insns) == cap if block.stop is StopReason.SIZE_CAP
-                                  else len(block.insns) <= cap):
-            return block
+        if block is not None:
+            n = len(block.insns)
+            if n > cap:  # what a scan with the smaller cap finds: its first cap instructions
+                return Block(pc, block.insns[:cap], StopReason.SIZE_CAP)
+            if n == cap or block.stop is not StopReason.SIZE_CAP:
+                return block
         return scan_block(self.decoder, self.fetch, pc, max_insns=cap)
 
     def remember(self, trace: Trace) -> None:
@@ -177,7 +183,8 @@ class BlockCache:
         self._blocks.clear()
 
 
-def build_trace(blocks: BlockCache, pc: int, max_insns: int | None = None) -> Trace:
+def build_trace(blocks: BlockCache, pc: int, max_insns: int | None = None,
+                placed: Callable[[int], bool] = lambda pc: False) -> Trace:
     """The trace from ``pc``: its first block, then linked blocks (rules above)."""
     tail = max_insns is not None
     limit = max_insns if tail else MAX_TRACE_INSNS
@@ -192,7 +199,7 @@ def build_trace(blocks: BlockCache, pc: int, max_insns: int | None = None) -> Tr
             found = Link.RET, back
         link, at = found
         if link is Link.JCC and tail or any(b.pc == at for b in trace.blocks) \
-                or count >= limit:
+                or count >= limit or (link is not Link.RET and placed(at)):
             break
         block = blocks.scan(at, min(limit - count, MAX_BLOCK_INSNS))
         if not block.insns or is_rep_string(block.insns[0]):

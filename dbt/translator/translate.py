@@ -167,7 +167,26 @@ class Translator:
         if not branched:
             self._exit(e, frag, last, trace.end)
         self._place_exit_stubs(e, frag)
+        frag.entries = self.side_entries(frag)
         return self._done(e, frag)
+
+    def side_entries(self, frag: Fragment) -> dict[int, int]:
+        """Where direct branches may enter the trace after its first block, so that a block
+        already translated inside a trace is not translated again as the head of another:
+        in the free clock, the start of every block linked in; in the exact clock, only
+        the prologue of a segment (a block after a conditional branch), since entering
+        in the middle of a segment would skip or double its count. Never a block of a
+        callee whose ``ret`` the trace inlined: that ret returns to this trace's call."""
+        links = frag.trace.links
+        inlined: set[int] = set()  # indices of instructions between a call and its inlined ret
+        for r, link in links.items():
+            if link is Link.RET:
+                call = max(i for i, k in links.items() if k is Link.CALL and i < r)
+                inlined.update(range(call + 1, r + 1))
+        if self.exact:
+            return {seg.pc: seg.entry for seg in frag.segments[1:] if seg.first not in inlined}
+        return {frag.insns[i + 1].address: frag.starts[i + 1] for i in links
+                if i + 1 not in inlined}
 
     def _done(self, e: Emitter, frag: Fragment) -> Fragment:
         frag.code = bytes(e.buf)

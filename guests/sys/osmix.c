@@ -12,6 +12,7 @@
    against constants and against the kernel's; what is printed does not depend on how
    many ticks arrive.
    mmu: both
+   timed: how many ticks arrive, and where, follows the clock
    expect-serial: osmix crc sort sieve paging timer ok\n */
 #include "paging.h"
 #include "user.h"

@@ -5,6 +5,8 @@
    one-shot mode-0 count and a latched read of the counter.
    qemu: timing: QEMU's PIT follows the host clock, so when a tick arrives relative to
    the guest's instructions varies from run to run (dbt's virtual time does not)
+   exact-clock: a 60 kHz timer and a tick taken right after sti's shadow need virtual
+   time; in the free clock a pending tick is seen within a millisecond of sti
    expect-serial: pic pit hlt5 busy crit oneshot latch ok\n */
 #include "kernel.h"
 

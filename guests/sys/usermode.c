@@ -8,6 +8,7 @@
    error code; #UD (64-bit: on an IST stack) and a timer interrupt arrive on the
    kernel's stack. The #GP handler finally kills the program when it tries cli at
    IOPL 0.
+   timed: where in the ring-3 program the timer interrupt arrives follows the clock
    expect-serial: ring3 int80 fast popf io priv ud irq iopl killed ok\n */
 #include "user.h"
 

@@ -108,3 +108,34 @@ def test_linked_trace_translates_and_validates(bits, exact):
     assert [s.target for s in exits] == [GUEST + len(code) - 1]  # jz's taken side only
     probes = [s for s in frag.sites if s.kind.value == "budget"]
     assert [s.index for s in probes] == ([0, 5] if exact else [])
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "free"])
+def test_side_entries(exact):
+    """A direct branch may enter a trace at a block it linked: in the free clock at any
+    of them, in the exact clock only where a segment (and its prologue) starts; never
+    inside a callee whose ret the trace inlined (that ret goes back to this trace's
+    call, not to whoever branches in)."""
+    src = ("inc eax\njmp a\na: test eax, eax\njz out\nb: call f\nadd eax, 2\nret\n"
+           "f: test ebx, ebx\njz g\ng: inc ebx\nret\nout: ret")
+    code = assemble(src, GUEST, 32)
+    tr, d, layout = translator(32, exact)
+    trace = build_trace(BlockCache(d, fetcher(code)), GUEST)
+    assert [trace.links[i] for i in sorted(trace.links)] == \
+        [Link.JMP, Link.JCC, Link.CALL, Link.JCC, Link.RET]
+    frag = tr.translate(trace, layout.cache + 0x1000, layout.cache + HOT_SIZE)
+    a, b, f, g, after = (trace.blocks[i].pc for i in range(1, 6))
+    if exact:
+        assert frag.entries == {b: frag.segments[1].entry}  # not g: it is in f, inlined
+    else:
+        assert set(frag.entries) == {a, b, after}  # not f, not g
+        assert frag.entries[a] == frag.starts[trace.insns.index(trace.blocks[1].insns[0])]
+
+
+def test_a_trace_stops_before_a_translated_block():
+    """A block that already has an entry is chained to, not translated again; a linked
+    leaf ret is kept (it saves a walk of the map, and its block is the call's own)."""
+    code = assemble("inc eax\njmp a\na: inc ebx\njz b\nb: ret", GUEST, 32)
+    placed = {GUEST + 3}
+    t = build_trace(BlockCache(Decoder(32), fetcher(code)), GUEST, None, placed.__contains__)
+    assert [b.pc for b in t.blocks] == [GUEST] and t.insns[-1].name == "jmp"
