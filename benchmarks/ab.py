@@ -54,9 +54,9 @@ def export(rev: str, into: Path) -> None:
         t.extractall(into, filter="data")
 
 
-def run(tree: Path, path: str, engine: str, clock: str, repeat: int) -> dict:
+def run(tree: Path, path: str, engine: str, clock: str, repeat: int, ram: int = RAM) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    p = subprocess.run([sys.executable, "-c", ONE_RUN, path, engine, clock, str(repeat), str(RAM)],
+    p = subprocess.run([sys.executable, "-c", ONE_RUN, path, engine, clock, str(repeat), str(ram)],
                        check=False, env=env, cwd=tree, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"{tree}: {p.stderr.strip().splitlines()[-1]}")
@@ -96,8 +96,8 @@ def main() -> int:
                     except LoadError:
                         want /= 4
                 for engine in args.engines:
-                    b = run(base, s.image.path, engine, args.clock, args.repeat)
-                    n = run(ROOT, s.image.path, engine, args.clock, args.repeat)
+                    b = run(base, s.image.path, engine, args.clock, args.repeat, s.ram)
+                    n = run(ROOT, s.image.path, engine, args.clock, args.repeat, s.ram)
                     ratios[engine].append(b["seconds"] / n["seconds"])
                     insns = s.instructions
                     speeds[name, arch, engine, "base"] = insns / b["seconds"] / 1e6

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--validate", action="store_true",
                    help="bt: re-decode every fragment and check it holds no unsanctioned "
                         "sensitive instruction")
+    r.add_argument("--no-inline", dest="inline", action="store_false",
+                   help="bt: translate cli/sti/pushf/popf as callouts into the monitor (as "
+                        "trap-and-emulate handles them) instead of inline sequences")
 
     t = sub.add_parser("translate", help="show each guest block beside its bt translation",
                        description="Translate the blocks reachable from the entry point as the "
@@ -105,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(handler=cmd_translate)
     t.add_argument("--clock", choices=["exact", "free"], default="exact")
     t.add_argument("--max-blocks", type=_count, default=10_000, metavar="N")
+    t.add_argument("--no-inline", dest="inline", action="store_false",
+                   help="cli/sti/pushf/popf as callouts instead of inline sequences")
 
     s = sub.add_parser("scan", help="decode and classify the guest's code, block by block",
                        description="Follow the guest's code from its entry point and print each "
@@ -145,7 +150,8 @@ def cmd_run(args) -> int:
 
     image = load(args.file, args.arch, args.ram)
     config = RunConfig(max_insns=args.max_insns or DEFAULT_MAX_INSNS, clock=args.clock,
-                       memory=args.memory, mmu=args.mmu, validate=args.validate)
+                       memory=args.memory, mmu=args.mmu, validate=args.validate,
+                       inline=args.inline)
     result = run_guest(image, args.engine, config, ram_size=args.ram)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
@@ -191,7 +197,7 @@ def cmd_translate(args) -> int:
 
     image = load(args.file, args.arch, args.ram)
     rows = translate_image(image, exact=args.clock == "exact", max_blocks=args.max_blocks,
-                           ram_size=args.ram)
+                           ram_size=args.ram, inline=args.inline)
     if args.json:
         print(json.dumps({"file": args.file, "arch": image.arch.value, "blocks": rows}, indent=1))
         return 0

@@ -132,3 +132,27 @@ def test_bt_free_clock_agrees(guest: Guest, tmp_path_factory, results_cache):
     assert r.registers == ref.registers
     assert r.system == ref.system
     assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+
+
+#: guests that run cli, sti, pushf or popf in interesting states (ring 3, IOPL, pending
+#: interrupts, a popf that sets IF)
+CALLOUT_FLAGS = {"flags.s", "cli_sti.s", "pushf_popf.s", "hello64.s"} | {
+    f"{name}.c[{arch}]" for name in ("usermode", "timer", "exceptions", "osmix")
+    for arch in ("x86_32", "x86_64")}
+
+
+@pytest.mark.parametrize("guest", [g for g in GUESTS if g.name in CALLOUT_FLAGS], ids=str)
+def test_bt_without_inline_sequences_agrees(guest: Guest, tmp_path_factory, results_cache):
+    """``--no-inline``: bt sends cli/sti/pushf/popf to the monitor's handlers (the path of
+    trap-and-emulate, and of their 16-bit forms); the result is the same, instruction
+    for instruction."""
+    ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
+    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
+    r = run_guest(image, "bt", RunConfig(max_insns=50_000_000, keep_ram=True, validate=True,
+                                         inline=False))
+    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    assert r.guest_instructions == ref.guest_instructions
+    assert r.registers == ref.registers
+    assert r.system == ref.system
+    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    assert set(r.stats["callouts"]) & {"cli", "sti", "pushfd", "popfd", "pushfq", "popfq"}

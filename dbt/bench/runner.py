@@ -76,6 +76,8 @@ def tasks(benches: Iterable[Benchmark], engines: list[str], arches: list[str],
                 for clock in plan.clocks:
                     todo += [Task(b, arch, e, clock, mmu) for e in engines
                              if _runs(e, mmu) and clock in clocks(e)]
+                    if b.trap_variant and "bt" in engines:
+                        todo.append(Task(b, arch, measure.TRAP, clock, mmu))
     return todo, unavailable
 
 

@@ -56,6 +56,9 @@ class Benchmark:
     needs: frozenset[str] = frozenset()
     probe_n: int = 1000  # macro: the -DN of the smaller of the two sizing runs
     max_iterations: int | None = None  # nano: a cap for loops whose operation costs milliseconds
+    #: nano: also run bt with the operation as a callout (``bt-trap``: bt --no-inline), the
+    #: trap-and-emulate its inline sequence replaces
+    trap_variant: bool = False
 
     @property
     def calibration(self) -> dict[str, Path]:
@@ -87,9 +90,11 @@ def paging_modes() -> tuple[str, ...]:
 
 
 def _nano(name: str, what: str, winner: str | None = None, arch: str = "x86_32",
-          needs: tuple[str, ...] = (), max_iterations: int | None = None) -> Benchmark:
+          needs: tuple[str, ...] = (), max_iterations: int | None = None,
+          trap_variant: bool = False) -> Benchmark:
     return Benchmark(name, Kind.NANO, BENCH_DIR / f"{name}.s", (arch,), what, winner,
-                     frozenset(needs), max_iterations=max_iterations)
+                     frozenset(needs), max_iterations=max_iterations,
+                     trap_variant=trap_variant)
 
 
 def _macro(name: str, what: str, probe_n: int = 1000, needs: tuple[str, ...] = (),
@@ -117,8 +122,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     _nano("ptemod", "modify a live page-table entry and invlpg it", "bt", needs=("paging",)),
     # --- what a scan-and-patch translator is about ----------------------------------------
     _nano("call_ret_push", "call to a function that pushes and pops a register, then returns"),
-    _nano("cli_sti", "cli; sti"),
-    _nano("pushf_popf", "pushfd; popfd"),
+    _nano("cli_sti", "cli; sti", trap_variant=True),
+    _nano("pushf_popf", "pushfd; popfd", trap_variant=True),
     _nano("cpuid", "cpuid leaf 0"),
     _nano("rdtsc", "rdtsc"),
     _nano("out_uart", "out to the UART scratch register"),

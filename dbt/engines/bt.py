@@ -79,7 +79,8 @@ class Bt:
         self._rem_phys = self.layout.slot_phys("rem")
         self._jump_phys = self.layout.slot_phys("jump_slot")
         self.templates = Templates(self.layout)
-        self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact)
+        self.translator = Translator(self.layout, self.templates, mon.decoder, self.exact,
+                                     mon.config.inline)
         self.cache = CodeCache(m, self.layout, self.translator)
         self.blocks = BlockCache(mon.decoder, mon.fetch_code)
         self.no_tables: set[int] = set()  # pages whose jump tables are not translated

@@ -64,6 +64,9 @@ class RunConfig:
     memory: str = "fast"  # "fast": the monitor's TLB; "default": unicorn's own mapping
     mmu: str | None = None  # "nested" | "shadow" (None: the engine's default)
     validate: bool = False  # bt: re-decode every fragment and check it (tests)
+    #: bt: cli/sti/pushf/popf as inline sequences (False: callouts, trapping into the
+    #: monitor each time as trap-and-emulate would: what the inline sequences save)
+    inline: bool = True
 
 
 class Monitor:

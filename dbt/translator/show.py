@@ -14,11 +14,11 @@ from dbt.translator.translate import Translator
 
 
 def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
-                    ram_size: int = 64 << 20) -> list[dict]:
+                    ram_size: int = 64 << 20, inline: bool = True) -> list[dict]:
     machine = Machine(image.arch.bits, ram_size, exec_ram=False, memory="default")
     layout = Layout.map(machine)
     decoder = Decoder(image.arch.bits)
-    translator = Translator(layout, Templates(layout), decoder, exact)
+    translator = Translator(layout, Templates(layout), decoder, exact, inline)
     at, cold = layout.cache + 16, layout.cache + HOT_SIZE
     rows = []
     for block in explore(image, max_blocks=max_blocks):

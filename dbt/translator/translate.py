@@ -94,8 +94,10 @@ class Emitter:
 
 
 class Translator:
-    def __init__(self, layout: Layout, templates: Templates, decoder: Decoder, exact: bool):
+    def __init__(self, layout: Layout, templates: Templates, decoder: Decoder, exact: bool,
+                 inline: bool = True):
         self.layout = layout
+        self.inline = inline  # False: inline instructions take the callout path
         self.t = templates
         self.decoder = decoder
         self.bits = layout.bits
@@ -157,7 +159,7 @@ class Translator:
                     self._rep_string(e, frag, insn)
                 else:
                     self._ident(e, insn)
-            elif action is Action.INLINE and self._inline(e, frag, idx, insn):
+            elif action is Action.INLINE and self.inline and self._inline(e, frag, idx, insn):
                 pass
             elif action is Action.BRANCH and idx == last:
                 self._branch(e, frag, idx, insn)
