@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def guest_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("file", metavar="FILE", help="guest: ELF, PE, raw image (.bin) or assembly (.s/.asm)")
+        sp.add_argument("file", metavar="FILE", help="guest: ELF, PE, raw image (.bin), assembly (.s/.asm) or freestanding C (.c, built with gcc)")
         sp.add_argument("--arch", choices=["x86_32", "x86_64"],
                         help="architecture of a raw image or assembly (ELF and PE say their own)")
         sp.add_argument("--ram", type=_ram, default=64 << 20, metavar="MIB",

@@ -46,7 +46,8 @@ def build_c(source: str | Path, arch: str, cache_dir: str | Path | None = None,
     p = subprocess.run([gcc(), *flags, "-I", str(source.parent), "-o", str(tmp), str(source)],
                        capture_output=True, text=True)
     if p.returncode != 0:
-        first = (p.stderr.strip().splitlines() or ["(no output)"])[0]
+        lines = p.stderr.strip().splitlines() or ["(no output)"]
+        first = next((ln for ln in lines if "error" in ln), lines[0])
         raise EngineError(f"{source}: gcc failed: {first}")
     tmp.replace(out)
     return out

@@ -146,7 +146,7 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
         t = Table(title="Macrobenchmarks: guest MIPS (median of the runs); ratios are speed-ups",
                   title_justify="left")
         for col in ("benchmark", "arch", "clock", "insns", *engines, "bt/hw", "bt/interp",
-                    "blocks", "xlate", "chained", "ind. misses", "callouts/kinsn"):
+                    "blocks", "xlate", "us/trace", "chained", "ind. misses", "callouts/kinsn"):
             t.add_column(col, justify="left" if col in ("benchmark", "arch", "clock") else "right")
         for k in macro:
             rs = [cell.get((*k, e)) for e in engines]
@@ -157,7 +157,7 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
                       *[_num(r.mips) if r else "-" for r in rs],
                       _num(bt and bt.ratios.get("bt/hw")), _num(bt and bt.ratios.get("bt/interp")),
                       str(s.get("blocks", "-")), _pct(s.get("translate_share")),
-                      str(s.get("chained_exits", "-")), str(s.get("indirect_misses", "-")),
+                      _num(s.get("translate_median_us")), str(s.get("chained_exits", "-")), str(s.get("indirect_misses", "-")),
                       _num(s.get("callouts_per_kinsn")))
         console.print(t)
     for r in rows:

@@ -140,6 +140,7 @@ def summarize(stats: dict, instructions: int, iterations: int | None) -> dict:
         out.update({
             "blocks": stats["blocks_translated"],
             "translate_share": stats["translate_seconds"] / run_s if run_s else None,
+            "translate_median_us": stats.get("translate_median_us"),  # one trace, median
             "chained_exits": stats["chained_exits"],
             "indirect_misses": stats["indirect_misses"],
             "callouts_per_kinsn": callouts * 1000 / instructions if instructions else None,

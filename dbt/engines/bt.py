@@ -25,6 +25,7 @@ run yet.
 from __future__ import annotations
 
 import bisect
+import statistics
 
 import struct
 
@@ -91,6 +92,7 @@ class Bt:
         self.callouts: dict[str, int] = {}
         self.misses = 0
         self.translate_seconds = 0.0
+        self.translate_times: list[float] = []  # seconds, each translation (for the median)
         self._vflags = 0  # virtual IF/IOPL as last read from the vCPU area
         self._vmask = popf_mask(0, 0)  # what the vmask slot holds (see Translator._inline)
         self.base = 0  # instructions counted before the current chunk
@@ -286,7 +288,9 @@ class Bt:
             from dbt.translator.validate import validate
 
             validate(frag, self.mon.decoder, self.layout)
-        self.translate_seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        self.translate_seconds += took
+        self.translate_times.append(took)
         return frag
 
     def _jump_table(self, trace) -> tuple[int, list[int]] | None:
@@ -677,6 +681,8 @@ class Bt:
             "rewritten_instructions": t.rewritten,
             "keystone_calls": self.templates.keystone_calls,
             "translate_seconds": round(self.translate_seconds, 6),
+            "translate_median_us": round(statistics.median(self.translate_times) * 1e6, 1)
+            if self.translate_times else None,
             "chained_exits": self.cache.stats["chained"],
             "unchained_exits": self.cache.stats["unchained"],
             "indirect_misses": self.misses, "indirect_map_evictions": self.cache.map.evictions,

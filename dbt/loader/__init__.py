@@ -8,6 +8,9 @@ Formats, recognised by content first and file name second:
   lief (:mod:`dbt.loader.pe`);
 - assembly (``.s``, ``.S``, ``.asm``): Intel syntax assembled by keystone at
   0x100000, started at the first byte (:mod:`dbt.loader.asm`);
+- C (``.c``): a freestanding program compiled by the system gcc for ``arch``
+  (32-bit by default), linked at 0x100000 (:mod:`dbt.toolchain`; ``guests/c/rt.h``
+  gives serial output and the debug exit), then loaded as the ELF it becomes;
 - anything else (``.bin`` or unknown): a raw image at 0x100000, started there
   (:mod:`dbt.loader.raw`).
 
@@ -56,6 +59,8 @@ def _load(path: str, data: bytes, want: Arch | None) -> Image:
 
         if pe_offset(data) is not None or path.lower().endswith(PE_SUFFIXES):
             return load_pe(path, data)
+    if path.endswith(".c"):
+        return _load_c(path, want)
     if path.endswith(ASM_SUFFIXES):
         from dbt.loader.asm import load_asm
 
@@ -63,6 +68,20 @@ def _load(path: str, data: bytes, want: Arch | None) -> Image:
     from dbt.loader.raw import load_raw
 
     return load_raw(path, data, want)
+
+
+def _load_c(path: str, want: Arch | None) -> Image:
+    from dbt.errors import EngineError
+    from dbt.loader.elf import load_elf
+    from dbt.toolchain import build_c
+
+    arch = (want or Arch.X86_32).value
+    try:
+        elf = build_c(path, arch)
+    except EngineError as e:  # (its message names the file and gcc's first line)
+        raise LoadError(path, str(e).removeprefix(f"{path}: ")) from None
+    with open(elf, "rb") as f:
+        return load_elf(path, f.read())
 
 
 def _read(path: str) -> bytes:

@@ -121,6 +121,7 @@ def test_every_fragment_of_every_guest_validates(path):
     plain = run(path.name, "bt")
     assert outcome(r) == outcome(plain)
     assert r.stats["blocks_translated"] > 0
+    assert 0 < r.stats["translate_median_us"] <= r.stats["translate_seconds"] * 1e6 + 1
 
 
 @pytest.mark.parametrize("path", [p for p in ASM if p.name.startswith("escape_")

@@ -157,3 +157,21 @@ def test_pe(tmp_path, bits):
 
 def test_pe_is_recognised_by_content_whatever_its_name(tmp_path):
     assert load(write(tmp_path, "guest.bin", make_pe(32))).format == "PE"
+
+
+# --- C -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", [None, "x86_64"])
+def test_a_c_file_is_built_and_loaded_as_its_elf(arch):
+    image = load(str(ROOT / "guests" / "c" / "crc32.c"), arch)
+    assert image.format == "ELF" and image.arch is Arch(arch or "x86_32")
+    assert image.entry >= DEFAULT_LOAD_ADDRESS
+
+
+def test_a_c_file_that_does_not_compile_names_gccs_error(tmp_path):
+    from dbt.errors import LoadError
+
+    bad = tmp_path / "bad.c"
+    bad.write_text("int main(void) { return 0 }\n")
+    with pytest.raises(LoadError, match=r"bad\.c: gcc failed: .*error: expected"):
+        load(str(bad))
