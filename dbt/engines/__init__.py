@@ -98,6 +98,8 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
         return engine_.run()
     finally:
         gc.unfreeze()
+        if mon.kick is not None:  # (the engine may have ended by raising)
+            mon.kick.close()
 
 
 def _load_all() -> None:
