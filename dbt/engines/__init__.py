@@ -20,8 +20,6 @@ Each engine says what its results carry (``reports``, a subset of
 
 from __future__ import annotations
 
-import gc
-
 from collections.abc import Callable
 
 from dbt.errors import UsageError
@@ -89,15 +87,9 @@ def run_guest(image: Image, engine: str = "interp", config: RunConfig | None = N
                   owns_cpu=cls.owns_cpu, mmu=mmu)
     if setup:
         setup(mon)
-    engine_ = cls(mon)
-    # everything alive before the run (the loader's image, the machine, this process's
-    # caches) is left out of the collector's full passes while the guest runs: one of
-    # them costs milliseconds, and it lands inside a translation or a handler
-    gc.freeze()
     try:
-        return engine_.run()
+        return cls(mon).run()
     finally:
-        gc.unfreeze()
         if mon.kick is not None:  # (the engine may have ended by raising)
             mon.kick.close()
 

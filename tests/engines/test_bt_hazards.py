@@ -389,3 +389,39 @@ def test_undecodable_bytes_at_the_end_of_ram():
     for engine, r in results.items():
         assert r.reason.value == "fault", engine
         assert (r.fault.vector, r.fault.pc) == (6, 0x1FFFFE), (engine, r.fault)
+
+
+@pytest.mark.parametrize("how", ["run_guest", "bench"])
+def test_runs_do_not_leak_their_machines(how):
+    """A run's machine, code cache and fragments are reference cycles: the collector must
+    get them back after the run; the benchmark's runs, which freeze the heap around the
+    guest, must not keep them either."""
+    import gc
+    import weakref
+
+    from dbt.bench.measure import run_once
+    from dbt.monitor.monitor import Monitor
+
+    def one():
+        if how == "bench":
+            run_once(image("hello.s"), "bt", RunConfig(), RAM)
+        else:
+            run_guest(image("hello.s"), "bt", RunConfig(), ram_size=RAM)
+
+    made = []
+    original = Monitor.__init__
+
+    def spy(self, *a, **k):
+        original(self, *a, **k)
+        made.append(weakref.ref(self))
+
+    Monitor.__init__ = spy
+    try:
+        for _ in range(3):
+            one()
+    finally:
+        Monitor.__init__ = original
+    one()
+    if how == "run_guest":
+        gc.collect()
+    assert len(made) == 3 and all(ref() is None for ref in made)
