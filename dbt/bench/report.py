@@ -252,6 +252,8 @@ def write_plot(rows: list[Row], engines: list[str], path: str) -> None:
                   r.kind == kind and r.clock == clock for r in ok)]
     if not panels:
         raise UsageError(f"{path}: no finished rows to plot")
+    if any(r.engine == TRAP for r in ok):
+        engines = [*engines, TRAP]
     fig, axes = plt.subplots(len(panels), 1, figsize=(13, 4.2 * len(panels)), squeeze=False)
     width = 0.8 / max(len(engines), 1)
     for ax, (kind, clock) in zip(axes[:, 0], panels):
@@ -268,7 +270,8 @@ def write_plot(rows: list[Row], engines: list[str], path: str) -> None:
                     label = r.benchmark + ("" if kind == "nano" else f"\n{r.arch[4:]}")
                     xs.append(groups.index(label) + (i - (len(engines) - 1) / 2) * width)
                     ys.append(value)
-            ax.bar(xs, ys, width, label=engine)
+            if xs:  # (an engine keeps its colour in every panel, and has no empty entry)
+                ax.bar(xs, ys, width, label=engine, color=f"C{i}")
         ax.set_yscale("log")
         ax.set_xticks(range(len(groups)), groups, fontsize=8, rotation=30 if kind == "nano" else 0)
         ax.set_ylabel("ns per operation (lower is better)" if kind == "nano"
