@@ -15,7 +15,7 @@ import pytest
 
 from dbt.engines import HIGH_MEMORY, engine_names, reports, run_guest, unavailable
 from dbt.loader import load
-from dbt.monitor.exits import Reason
+from dbt.monitor.exits import Reason, RunResult
 from dbt.monitor.monitor import RunConfig
 from guests import Guest, all_guests, guest_file
 
@@ -43,6 +43,25 @@ def run_all(guest: Guest, tmp_path_factory, cache) -> dict:
         cache[guest.name] = {e: run_guest(image, e, config) for e in engine_names()
                              if unavailable(e) is None}
     return cache[guest.name]
+
+
+def run_variant(guest: Guest, tmp_path_factory, engine: str, **config) -> RunResult:
+    """One more run of a guest, under a configuration of its own (as run_all's: 50M
+    instructions, RAM kept)."""
+    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
+    return run_guest(image, engine, RunConfig(max_insns=50_000_000, keep_ram=True, **config))
+
+
+def assert_same_end(r: RunResult, ref: RunResult) -> None:
+    """Same output, ending and exit code."""
+    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+
+
+def assert_same_state(r: RunResult, ref: RunResult) -> None:
+    """Same final registers, system state and memory."""
+    assert r.registers == ref.registers
+    assert r.system == ref.system
+    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
 
 
 @pytest.mark.parametrize("guest", GUESTS, ids=str)
@@ -101,16 +120,12 @@ def test_mmu_modes_agree(guest: Guest, variant: str, tmp_path_factory, results_c
     (the default runs are interp and hw nested, bt shadow) and on unicorn's own mapping."""
     ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
     engine, mmu, *rest = variant.split("/")
-    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
-    config = RunConfig(max_insns=50_000_000, keep_ram=True, mmu=mmu,
-                       memory="default" if rest else "fast")
-    r = run_guest(image, engine, config)
-    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    r = run_variant(guest, tmp_path_factory, engine, mmu=mmu,
+                    memory="default" if rest else "fast")
+    assert_same_end(r, ref)
     assert r.fault == ref.fault
     assert r.guest_instructions == ref.guest_instructions
-    assert r.registers == ref.registers
-    assert r.system == ref.system
-    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    assert_same_state(r, ref)
     if mmu == "shadow" and r.reason is Reason.EXIT:
         assert r.stats["shadow_fills"] > 0  # the monitor really walked the guest tables
 
@@ -122,16 +137,11 @@ def test_bt_free_clock_agrees(guest: Guest, tmp_path_factory, results_cache):
     ends as interp does. Registers and memory are compared too, except for guests whose
     state depends on when ticks arrive (``timed:`` in their header says how)."""
     ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
-    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
-    r = run_guest(image, "bt", RunConfig(max_insns=50_000_000, keep_ram=True, validate=True,
-                                         clock="free"))
-    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    r = run_variant(guest, tmp_path_factory, "bt", validate=True, clock="free")
+    assert_same_end(r, ref)
     assert r.fault == ref.fault
-    if guest.timed:
-        return
-    assert r.registers == ref.registers
-    assert r.system == ref.system
-    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    if not guest.timed:
+        assert_same_state(r, ref)
 
 
 #: guests that run cli, sti, pushf or popf in interesting states (ring 3, IOPL, pending
@@ -147,12 +157,8 @@ def test_bt_without_inline_sequences_agrees(guest: Guest, tmp_path_factory, resu
     trap-and-emulate, and of their 16-bit forms); the result is the same, instruction
     for instruction."""
     ref = run_all(guest, tmp_path_factory, results_cache)["interp"]
-    image = load(str(guest_file(guest, tmp_path_factory.mktemp("guest"))))
-    r = run_guest(image, "bt", RunConfig(max_insns=50_000_000, keep_ram=True, validate=True,
-                                         inline=False))
-    assert (r.serial, r.reason, r.exit_code) == (ref.serial, ref.reason, ref.exit_code)
+    r = run_variant(guest, tmp_path_factory, "bt", validate=True, inline=False)
+    assert_same_end(r, ref)
     assert r.guest_instructions == ref.guest_instructions
-    assert r.registers == ref.registers
-    assert r.system == ref.system
-    assert r.memory_sha256 == ref.memory_sha256, first_difference(r.ram, ref.ram)
+    assert_same_state(r, ref)
     assert set(r.stats["callouts"]) & {"cli", "sti", "pushfd", "popfd", "pushfq", "popfq"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-
 import re
 import statistics
 import tempfile

@@ -112,6 +112,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def _with_trap(engines: list[str], rows: list[Row]) -> list[str]:
+    """The engine columns, with bt-trap last when the run measured it."""
+    return [*engines, TRAP] if any(r.engine == TRAP for r in rows) else engines
+
+
 def _label(key: tuple) -> str:
     """A table row's benchmark, with its MMU mode when it has page tables."""
     return key[0] + (f" ({key[3]})" if key[3] else "")
@@ -127,13 +132,12 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
     if nano:
         t = Table(title="Nanobenchmarks: ns per operation (median ±half the min-max range), "
                         "empty loop subtracted; ratios are speed-ups", title_justify="left")
-        if any(r.engine == TRAP for r in ok):
-            engines = [*engines, TRAP]
-        for col in ("benchmark", "arch", "clock", *engines, "bt/hw", "bt/interp", "winner",
+        columns = _with_trap(engines, ok)  # (the macro table has no bt-trap)
+        for col in ("benchmark", "arch", "clock", *columns, "bt/hw", "bt/interp", "winner",
                     "paper", "why"):
-            t.add_column(col, justify="right" if col in engines or "/" in col else "left")
+            t.add_column(col, justify="right" if col in columns or "/" in col else "left")
         for k in nano:
-            rs = [cell.get((*k, e)) for e in engines]
+            rs = [cell.get((*k, e)) for e in columns]
             bt = cell.get((*k, "bt"))
             v = verdict.get(k, {})
             t.add_row(_label(k), k[1], k[2],
@@ -157,7 +161,8 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
                       *[_num(r.mips) if r else "-" for r in rs],
                       _num(bt and bt.ratios.get("bt/hw")), _num(bt and bt.ratios.get("bt/interp")),
                       str(s.get("blocks", "-")), _pct(s.get("translate_share")),
-                      _num(s.get("translate_median_us")), str(s.get("chained_exits", "-")), str(s.get("indirect_misses", "-")),
+                      _num(s.get("translate_median_us")), str(s.get("chained_exits", "-")),
+                      str(s.get("indirect_misses", "-")),
                       _num(s.get("callouts_per_kinsn")))
         console.print(t)
     for r in rows:
@@ -252,8 +257,7 @@ def write_plot(rows: list[Row], engines: list[str], path: str) -> None:
                   r.kind == kind and r.clock == clock for r in ok)]
     if not panels:
         raise UsageError(f"{path}: no finished rows to plot")
-    if any(r.engine == TRAP for r in ok):
-        engines = [*engines, TRAP]
+    engines = _with_trap(engines, ok)
     fig, axes = plt.subplots(len(panels), 1, figsize=(13, 4.2 * len(panels)), squeeze=False)
     width = 0.8 / max(len(engines), 1)
     for ax, (kind, clock) in zip(axes[:, 0], panels):

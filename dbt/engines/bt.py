@@ -24,9 +24,7 @@ run yet.
 
 from __future__ import annotations
 
-import bisect
 import statistics
-
 import struct
 
 from unicorn import UcError
@@ -253,10 +251,10 @@ class Bt:
         instruction starts (nothing of it has run, no scratch register is in use); None
         inside a translation, in an exit stub or in the map's walk."""
         frag = self.cache.fragment_at(host)
-        if frag is None:
+        if frag is None or not frag.starts:
             return None
-        i = bisect.bisect_left(frag.starts, host)
-        return frag.insns[i].address if i < len(frag.starts) and frag.starts[i] == host else None
+        i = frag.insn_index_at(host)
+        return frag.insns[i].address if frag.starts[i] == host else None
 
     def _enter(self, pc: int) -> int:
         """Host address to run guest pc from, translating on a miss."""
@@ -271,7 +269,8 @@ class Bt:
         if self.cache.epoch != self._blocks_epoch:  # translations were dropped
             self.blocks.forget()
             self._blocks_epoch = self.cache.epoch
-        trace = build_trace(self.blocks, pc, max_insns, lambda at: self.cache.entry(at) is not None)
+        trace = build_trace(self.blocks, pc, max_insns,
+                            lambda at: self.cache.entry(at) is not None)
         pages = table = None
         if mon.guest_paging() and trace.ranges:
             pages = tuple((v, mon.code_page(v)) for v in trace.pages())

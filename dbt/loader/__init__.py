@@ -80,8 +80,7 @@ def _load_c(path: str, want: Arch | None) -> Image:
         elf = build_c(path, arch)
     except EngineError as e:  # (its message names the file and gcc's first line)
         raise LoadError(path, str(e).removeprefix(f"{path}: ")) from None
-    with open(elf, "rb") as f:
-        return load_elf(path, f.read())
+    return load_elf(path, _read(str(elf)))
 
 
 def _read(path: str) -> bytes:

@@ -260,13 +260,12 @@ class Monitor:
 
     def _reschedule(self) -> None:
         """Ask to be polled when the timer next expires."""
-        tick = self.pit.next_expiry()
         if self.kick is not None:
             self._arm_kick()
-        elif tick is None:
-            self._schedule(None)
-        else:
-            self._schedule(max(_tick_ns(tick) - self.idle_ns, self.icount_now() + 1))
+            return
+        tick = self.pit.next_expiry()
+        self._schedule(None if tick is None
+                       else max(_tick_ns(tick) - self.idle_ns, self.icount_now() + 1))
 
     def _arm_kick(self) -> None:
         """Free clock: be kicked when the timer next expires in host time, or soon when an
@@ -592,8 +591,8 @@ class Monitor:
     # --- the result -------------------------------------------------------------------------
     def start_clock(self, stop_cpu: bool = True) -> None:
         """Engines call this as their run loop starts: ``run_seconds`` excludes set-up.
-        In the free clock this starts the timer thread; ``stop_cpu=False`` for an engine
-        that polls between every two instructions (it only needs event_due())."""
+        In the free clock this starts the timer thread (run_guest closes it); ``stop_cpu=False``
+        for an engine that polls between every two instructions (it only needs event_due())."""
         self._t_run = time.perf_counter()
         if self.config.clock == "free" and self.kick is None:
             self.kick = Kick(self.uc if stop_cpu else None)
@@ -602,8 +601,6 @@ class Monitor:
     def result(self, vcpu: VCpu, eflags: int, guest_instructions: int | None,
                stats: dict | None = None) -> RunResult:
         run_seconds = time.perf_counter() - self._t_run
-        if self.kick is not None:
-            self.kick.close()
         ram = self.machine.ram()
         registers = {name: self.reg(name) for name in self.regs}
         registers["rip" if self.bits == 64 else "eip"] = self.machine.pc

@@ -133,8 +133,8 @@ def test_side_entries(exact):
 
 
 def test_a_trace_stops_before_a_translated_block():
-    """A block that already has an entry is chained to, not translated again; a linked
-    leaf ret is kept (it saves a walk of the map, and its block is the call's own)."""
+    """A block that already has an entry (here the jmp's target) is chained to, not
+    linked into the trace and translated again."""
     code = assemble("inc eax\njmp a\na: inc ebx\njz b\nb: ret", GUEST, 32)
     placed = {GUEST + 3}
     t = build_trace(BlockCache(Decoder(32), fetcher(code)), GUEST, None, placed.__contains__)
