@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import struct
 
-from dbt.cache.layout import TABLE_SIZE, HostBacked
+from dbt.cache.layout import TABLE_SIZE
+from dbt.monitor.hostmem import HostBacked
 
 REGION_BITS = 16
 ENTRIES = 1 << REGION_BITS

@@ -12,7 +12,7 @@ Only the vCPU area from its slots on is mapped: the page below the slots is the
 
 The lookup table and the code cache are written only by the monitor; a guest
 store to them faults. The monitor writes them in host memory that backs them
-(:class:`HostBacked`), not with ``uc.mem_write``: on a write-protected region that
+(:class:`~dbt.monitor.hostmem.HostBacked`), not with ``uc.mem_write``: on a write-protected region that
 lifts the protection and puts it back, two rebuilds of unicorn's memory map and
 a TLB flush (measured: 32 us a write, against 1 us into guest RAM; placing one
 fragment writes three times). unicorn does not see such a write, so whoever
@@ -23,12 +23,11 @@ large pages.
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 from dataclasses import dataclass, field
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
+from dbt.monitor.hostmem import HostBacked
 from dbt.monitor.machine import Machine
 
 VCPU_OFFSET, VCPU_SIZE = 0x0020_0000, 0x0020_0000
@@ -45,28 +44,6 @@ VCPU_SLOTS_AT = 0x5B000
 #: vmask: the bits of IF and IOPL the guest's CPL lets it change (0: cli/sti fault)
 SLOTS = ("save_c", "save_d", "jump_slot", "rem", "vif", "viopl", "tmp", "save_sp", "target",
          "pending", "rep_c", "vmask")
-
-
-class HostBacked:
-    """Host memory that backs a region of the monitor's memory (physical ``phys``)."""
-
-    def __init__(self, phys: int, size: int):
-        self.phys = phys
-        self.size = size
-        self.buf = mmap.mmap(-1, size)  # anonymous: zeroed, page aligned
-        self.host = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
-
-    def write(self, phys: int, data: bytes) -> None:
-        off = phys - self.phys
-        if not 0 <= off <= self.size - len(data):
-            raise ValueError(f"write of {len(data)} bytes at {phys:#x} outside the region")
-        self.buf[off:off + len(data)] = data
-
-    def read(self, phys: int, n: int) -> bytes:
-        off = phys - self.phys
-        if not 0 <= off <= self.size - n:
-            raise ValueError(f"read of {n} bytes at {phys:#x} outside the region")
-        return self.buf[off:off + n]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import statistics
 import struct
+import time
 
 from unicorn import UcError
 from unicorn import unicorn_const as C
@@ -262,8 +263,6 @@ class Bt:
         return found[1] if found else self._translate(pc).tc
 
     def _translate(self, pc: int, max_insns: int | None = None, cached: bool = True) -> Fragment:
-        import time
-
         t0 = time.perf_counter()
         mon = self.mon
         if self.cache.epoch != self._blocks_epoch:  # translations were dropped

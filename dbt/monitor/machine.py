@@ -41,6 +41,7 @@ from unicorn import (
 from unicorn import x86_const as U
 
 from dbt.errors import EngineError
+from dbt.monitor.hostmem import HostBacked
 
 PAGE = 4096
 RAM_CHUNK = 1 << 20
@@ -97,12 +98,15 @@ class Machine:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64 if bits == 64 else UC_MODE_32)
         self.pc_reg = U.UC_X86_REG_RIP if bits == 64 else U.UC_X86_REG_EIP
         self.sp_reg = U.UC_X86_REG_RSP if bits == 64 else U.UC_X86_REG_ESP
-        # Guest RAM as 1 MiB regions: write-protecting a page (bt's self-modifying-code
-        # check) splits the region that holds it, and unicorn copies the whole region
-        # to do so (88 ms for one 64 MiB region, measured; well under 1 ms for 1 MiB).
+        # Guest RAM in host memory (see dbt.monitor.hostmem: write-protecting a page, bt's
+        # self-modifying-code check, then splits its region without a copy), as 1 MiB
+        # regions so that a split rebuilds little of unicorn's memory map
         perms = UC_PROT_ALL if exec_ram else UC_PROT_READ | UC_PROT_WRITE
+        self.ram_mem = HostBacked(0, ram_size)
         for base in range(0, ram_size, RAM_CHUNK):
-            self.uc.mem_map(base, min(RAM_CHUNK, ram_size - base), perms)
+            size = min(RAM_CHUNK, ram_size - base)
+            self.uc.mem_map_ptr(base, size, perms, self.ram_mem.host + base)
+            self.uc.mem_protect(base, size, perms)  # see map_monitor
         if bits == 64:
             self.uc.mem_map(PT_BASE, PT_SIZE, UC_PROT_READ)
         # DESIGN §5 trap 5: never let `until` be translated through guest page tables.
@@ -193,13 +197,10 @@ class Machine:
         """Up to n bytes of guest RAM at a physical address; fewer at the end of RAM, b"" outside."""
         if addr < 0 or addr >= self.ram_size:
             return b""
-        n = min(n, self.ram_size - addr)
-        if n <= 64:
-            return self.fast.mem(addr, n)
-        return bytes(self.uc.mem_read(addr, n))
+        return self.ram_mem.buf[addr:addr + n]
 
     def ram(self) -> bytes:
-        return bytes(self.uc.mem_read(0, self.ram_size))
+        return self.ram_mem.buf[:]
 
     def flush_tlb(self) -> None:
         """Drop every TLB entry (the Python binding has no wrapper for UC_CTL_TLB_FLUSH)."""

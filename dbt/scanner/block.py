@@ -136,12 +136,13 @@ def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
                 if runs_past_end(decoder, addr, window):
                     return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
                 return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
-        if insns and is_rep_string(insn):
+        if insn.rep and is_rep_string(insn):
+            if insns:
+                return Block(pc, insns, StopReason.REP_STRING)
+            insns.append(insn)
             return Block(pc, insns, StopReason.REP_STRING)
         insns.append(insn)
         addr = insn.next
-        if is_rep_string(insn):
-            return Block(pc, insns, StopReason.REP_STRING)
         if ends_block(insn):
             return Block(pc, insns, StopReason.CONTROL if insn.rule.action is Action.BRANCH
                          else StopReason.SENSITIVE)

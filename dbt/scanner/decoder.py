@@ -8,7 +8,7 @@ and, on request, operands in a capstone-independent form. Decodes are cached by
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import capstone
 from capstone import x86_const as X
@@ -38,7 +38,7 @@ class Operand:
     mem: Mem | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Insn:
     """One decoded guest instruction."""
 
@@ -53,7 +53,6 @@ class Insn:
     prefixes: tuple[int, ...] = ()
     disp_offset: int = 0  # offset of the displacement in raw (0 if none)
     imm_offset: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def next(self) -> int:

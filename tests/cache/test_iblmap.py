@@ -15,7 +15,8 @@ import struct
 import pytest
 
 from dbt.cache.iblmap import IblMap
-from dbt.cache.layout import TABLE_OFFSET, TABLE_SIZE, HostBacked
+from dbt.cache.layout import TABLE_OFFSET, TABLE_SIZE
+from dbt.monitor.hostmem import HostBacked
 from dbt.monitor.machine import MONITOR_BASE, monitor_va
 
 MISS = 0x1000  # host addresses stand-ins: the miss routine, then fragment entries

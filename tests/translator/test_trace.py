@@ -139,3 +139,15 @@ def test_a_trace_stops_before_a_translated_block():
     placed = {GUEST + 3}
     t = build_trace(BlockCache(Decoder(32), fetcher(code)), GUEST, None, placed.__contains__)
     assert [b.pc for b in t.blocks] == [GUEST] and t.insns[-1].name == "jmp"
+
+
+def test_a_translated_fall_through_is_taken_in():
+    """A jcc's fall-through goes on in the trace even when it is translated already (left
+    as an exit it would be a jmp of its own, a unicorn block each time the branch is not
+    taken); a jmp or call into translated code still stops the trace."""
+    code = assemble("l: cmp eax, ebx\nje out\nf: inc eax\njmp g\ng: jmp l\nout: ret", GUEST, 32)
+    t0 = build_trace(BlockCache(Decoder(32), fetcher(code)), GUEST)
+    f, g = t0.blocks[1].pc, t0.blocks[1].end
+    t = build_trace(BlockCache(Decoder(32), fetcher(code)), GUEST, None, {f, g}.__contains__)
+    assert [b.pc for b in t.blocks] == [GUEST, f]  # the fall-through f copied, g chained
+    assert t.links == {1: Link.JCC} and t.insns[-1].name == "jmp"
