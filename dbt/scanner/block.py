@@ -91,14 +91,14 @@ def runs_past_end(decoder: Decoder, addr: int, window: bytes) -> bool:
     return decoder.decode(addr, window + bytes(MAX_INSN_LEN - len(window))) is not None
 
 
-_STRING_OPS = frozenset({"movsb", "movsw", "movsd", "movsq", "stosb", "stosw", "stosd", "stosq",
-                         "lodsb", "lodsw", "lodsd", "lodsq", "cmpsb", "cmpsw", "cmpsd", "cmpsq",
-                         "scasb", "scasw", "scasd", "scasq"})
+STRING_OPS = frozenset({"movsb", "movsw", "movsd", "movsq", "stosb", "stosw", "stosd", "stosq",
+                        "lodsb", "lodsw", "lodsd", "lodsq", "cmpsb", "cmpsw", "cmpsd", "cmpsq",
+                        "scasb", "scasw", "scasd", "scasq"})
 
 
 def is_rep_string(insn: Insn) -> bool:
     """A rep/repe/repne string instruction run as is (movs/stos/lods/cmps/scas)."""
-    return insn.rep and insn.name in _STRING_OPS and insn.rule.action is Action.IDENT
+    return insn.rep and insn.name in STRING_OPS and insn.rule.action is Action.IDENT
 
 
 def ends_block(insn: Insn) -> bool:

@@ -39,6 +39,7 @@ from dbt.cache.layout import Layout
 from dbt.errors import TranslationError
 from dbt.isa import Action
 from dbt.scanner import Decoder, Insn, StopReason
+from dbt.scanner.block import STRING_OPS
 from dbt.scanner.explore import direct_target
 from dbt.translator.fragment import Fragment, Segment, Site, SiteKind
 from dbt.translator.templates import (
@@ -142,17 +143,27 @@ class Translator:
             frag.segments, frag.counted = [], False
             self._site(e, frag, Site(SiteKind.FAULT, frag), jump=True)
             return self._done(e, frag)
-        firsts = {seg.first: seg for seg in frag.segments}
+        firsts = {seg.first: seg for seg in frag.segments} if self.exact else {}
         last = len(frag.insns) - 1
         branched = False
+        links, starts, buf, at = trace.links, frag.starts, e.buf, e.at
+        plain = self.bits == 32 or None  # (64-bit: a copy is plain unless RIP-relative)
+        ident = Action.IDENT
         for idx, insn in enumerate(frag.insns):
-            if self.exact and idx in firsts:
+            action = insn.rule.action
+            if action is ident and idx not in firsts and idx not in links \
+                    and (plain or "rip" not in insn.op_str) \
+                    and not (self.exact and insn.name in STRING_OPS):
+                starts.append(at + len(buf))  # the common case, inline: a plain copy
+                buf += insn.raw
+                self.ident += 1
+                continue
+            if idx in firsts:
                 self._prologue(e, frag, firsts[idx])
                 if trace.stop is StopReason.REP_STRING and len(frag.insns) == 1:
                     self._rep_guard(e, frag)
-            frag.starts.append(e.here)
-            action = insn.rule.action
-            if idx in trace.links:
+            starts.append(e.here)
+            if idx in links:
                 self._link(e, frag, idx, insn, trace.links[idx])
             elif action is Action.IDENT:
                 if self.exact and self._is_rep_string(insn):
