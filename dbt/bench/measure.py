@@ -56,6 +56,9 @@ class Plan:
     macro_insns: int = 200_000_000
     interp_insns: int = 100_000  # interp runs this prefix of a C guest
     outside_insns: int = 200_000_000  # an engine outside dbt (qemu) runs a C guest this long
+    # hw and bt also run a build this much shorter: the difference of the two times is the
+    # steady-state cost of the rest of the run (0: not measured)
+    short_fraction: float = 0.25
     repeat: int = 3
     warmup: int = 1
     clocks: tuple[str, ...] = ("free", "exact")
@@ -79,6 +82,9 @@ class Sample:
     seconds: list[float]
     result: RunResult  # the median run
     instructions: int  # guest instructions one run retires (counted in the exact clock)
+    #: (seconds, instructions) the run takes beyond a shorter build of the same guest: its
+    #: steady state, one-off costs (translation, TLB fills, start-up) cancelled out
+    steady: tuple[float, int] | None = None
 
     @property
     def median(self) -> float:
@@ -117,6 +123,9 @@ def loop_image(path: Path, iterations: int) -> Image:
     out.write_text(with_iterations(path.read_text(), iterations))
     return load(str(out), ram_size=LOOP_RAM)
 
+
+#: the engines whose steady state a macrobenchmark measures (see Plan.short_fraction)
+STEADY_ENGINES = ("hw", "bt")
 
 #: bt with inline sequences turned off (their instructions become callouts): not an engine
 #: of its own, a variant the suite runs for the operations bt inlines
@@ -311,4 +320,14 @@ def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
         return Sample(times, r, r.guest_instructions or budget)
     times, r = repeated(label, size.image, engine, config(clock, mmu), plan,
                         lambda lab, r: expect(lab, r, "exit", 0, size.serial), size.ram)
-    return Sample(times, r, size.instructions)
+    sample = Sample(times, r, size.instructions)
+    if plan.short_fraction and engine in STEADY_ENGINES:
+        short = sized(bench.guest, arch, int(insns * plan.short_fraction), bench.probe_n)
+        if short.instructions < size.instructions:
+            first, _ = repeated(f"{bench.name}[{arch}] N={short.n} {engine} {clock}", short.image,
+                                engine, config(clock, mmu),
+                                plan, lambda lab, r: expect(lab, r, "exit", 0, short.serial),
+                                short.ram)
+            sample.steady = (sample.median - statistics.median(first),
+                             size.instructions - short.instructions)
+    return sample

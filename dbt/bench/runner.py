@@ -23,6 +23,9 @@ class Row:
     note: str = ""
     per_op_ns: dict | None = None  # nano: {median, min, max}, calibration subtracted
     seconds: dict | None = None  # macro: {median, min, max} for the whole run
+    #: macro, hw and bt: {seconds, instructions, mips} of the run beyond a shorter build
+    #: (measure.Sample.steady): its steady state, one-off costs cancelled out
+    steady: dict | None = None
     mips: float | None = None
     instructions: int | None = None  # guest instructions of one run (macro) or one loop (nano)
     size: int | None = None  # nano: iterations; macro: the guest's N
@@ -41,6 +44,8 @@ class Row:
             d.pop("per_op_ns")
         if self.seconds is None:
             d.pop("seconds")
+        if self.steady is None:
+            d.pop("steady")
         return d
 
 
@@ -116,6 +121,10 @@ def run(task: Task, plan: measure.Plan) -> Row:
                         f"start-up subtracted")
     row.instructions = sample.instructions
     row.mips = sample.instructions / sample.median / 1e6 if sample.median > 0 else None
+    if sample.steady is not None:
+        secs, insns = sample.steady
+        row.steady = {"seconds": secs, "instructions": insns,
+                      "mips": insns / secs / 1e6 if secs > 0 else None}
     row.stats = summarize(sample.result.stats, sample.instructions,
                           row.size if b.kind is Kind.NANO else None)
     return row
@@ -168,6 +177,10 @@ def add_ratios(rows: list[Row]) -> None:
             for other in group:
                 if other is not r and r.time > 0 and other.time > 0:
                     r.ratios[f"{r.engine}/{other.engine}"] = other.time / r.time
+                if other is not r and r.steady and other.steady and r.steady["mips"] \
+                        and other.steady["mips"]:
+                    r.ratios[f"{r.engine}/{other.engine} steady"] = \
+                        r.steady["mips"] / other.steady["mips"]
     by_mmu: dict[tuple, dict[str, Row]] = {}
     for r in ok:
         if r.mmu:

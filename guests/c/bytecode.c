@@ -4,7 +4,7 @@
 #include "rt.h"
 
 #ifndef N
-#define N 3000
+#define N 600
 #endif
 
 enum { PUSH, LOAD, STORE, ADD, MUL, MOD, LT, JZ, JMP, DUP, POP, HALT };

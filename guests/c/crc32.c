@@ -1,10 +1,10 @@
 /* CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) of a generated buffer, table-driven.
    Self-checks against the bitwise computation and the standard check value of "123456789".
-   expect-serial: crc32 check cbf43926 buffer c39b3ffa\n */
+   expect-serial: crc32 check cbf43926 buffer f5e54ad0\n */
 #include "rt.h"
 
 #ifndef N
-#define N 4096
+#define N 1024
 #endif
 
 static uint32_t table[256];

@@ -4,7 +4,7 @@
 #include "rt.h"
 
 #ifndef N
-#define N 2000
+#define N 500
 #endif
 
 static uint32_t a[N], b[N];

@@ -1,6 +1,6 @@
-/* Timer ticks that arrive while the CPU computes, never halting: a 1 kHz PIT, interrupts
+/* Timer ticks that arrive while the CPU computes, never halting: a 10 kHz PIT, interrupts
    enabled, and a loop that spins until three ticks are counted. In the exact clock the
-   ticks come every 1M instructions; in the free clock they follow the host clock, and
+   ticks come every 100K instructions; in the free clock they follow the host clock, and
    the engine must stop the running guest for each (a guest that waited for them only
    at hlt or at port writes would spin until its budget ran out).
    timed: how many times the loop goes round between ticks follows the clock
@@ -23,7 +23,7 @@ int main(void) {
     set_gate(0x20, on_timer, GATE_INTR);
     load_idt();
     pic_init();
-    pit_start(2, 1193);                        /* 1 kHz */
+    pit_start(2, 119);                         /* 10 kHz */
     __asm__ volatile("sti");
     while (ticks < 3) work++;
     __asm__ volatile("cli");
