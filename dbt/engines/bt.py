@@ -103,6 +103,9 @@ class Bt:
         self.fault_vector: int | None = None
         self.bad_address: int | None = None
         self.write_fault: tuple[int, int] | None = None
+        #: (host address of a callout's jmp [jump_slot], where the slot sends it), as the
+        #: last callout of the current emu_start left them
+        self.resume: tuple[int, int] | None = None
         uc = m.uc
         uc.hook_add(C.UC_HOOK_INTR, self._on_intr)
         # Memory hooks put every access to the addresses they cover on unicorn's slow
@@ -199,6 +202,10 @@ class Bt:
             tc, self.next_tc = self.next_tc, None
             if dog is not None and (dog.fired or mon.event_due()):
                 # free clock: the budget ran out or the timer is due; both need a guest pc
+                if self.resume is not None and tc == self.resume[0]:
+                    # stopped at a callout's jmp [jump_slot] (a kick that came while the
+                    # monitor ran the callout): go on at its target, with no step
+                    tc = self.resume[1]
                 guest = self._guest_pc_at(tc)
                 if guest is None:
                     steps += 1
@@ -217,6 +224,7 @@ class Bt:
                     if handler is not None:
                         tc = self._enter(handler)
             self._clear_events()
+            self.resume = None
             err = None
             try:
                 mon.uc.emu_start(tc, 0, count=1 if steps else 0)
@@ -319,6 +327,7 @@ class Bt:
             uc.emu_stop()
         else:
             self.fast.mem_write(self._jump_phys, struct.pack("<Q", go))
+            self.resume = (eip, go)
 
     def _handle(self, site: Site) -> int | None:
         try:
