@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from dbt.bench.suite import BENCH_DIR
 from dbt.engines import run_guest
 from dbt.errors import DbtError
 from dbt.loader import Image, load
@@ -311,23 +310,25 @@ def macro_sample(bench, arch: str, engine: str, clock: str, plan: Plan,
     # an engine outside dbt runs a longer build of the guest, its start-up subtracted
     insns = plan.outside_insns if outside(engine) else plan.macro_insns
     size = sized(bench.guest, arch, insns, bench.probe_n)
-    label = f"{bench.name}[{arch}] N={size.n} {engine} {clock}"
+
+    def label(build: Sizing) -> str:
+        return f"{bench.name}[{arch}] N={build.n} {engine} {clock}"
+
     if engine == "interp":  # a prefix: interp's speed per instruction is flat across a run
         budget = min(plan.interp_insns, size.instructions)
         ends = "budget" if budget < size.instructions else "exit"
-        times, r = repeated(label, size.image, engine, config(clock, mmu, budget), plan,
+        times, r = repeated(label(size), size.image, engine, config(clock, mmu, budget), plan,
                             lambda lab, r: expect(lab, r, ends), size.ram)
         return Sample(times, r, r.guest_instructions or budget)
-    times, r = repeated(label, size.image, engine, config(clock, mmu), plan,
-                        lambda lab, r: expect(lab, r, "exit", 0, size.serial), size.ram)
-    sample = Sample(times, r, size.instructions)
+
+    def timed(build: Sizing) -> tuple[list[float], RunResult]:
+        return repeated(label(build), build.image, engine, config(clock, mmu), plan,
+                        lambda lab, r: expect(lab, r, "exit", 0, build.serial), build.ram)
+
+    sample = Sample(*timed(size), size.instructions)
     if plan.short_fraction and engine in STEADY_ENGINES:
         short = sized(bench.guest, arch, int(insns * plan.short_fraction), bench.probe_n)
         if short.instructions < size.instructions:
-            first, _ = repeated(f"{bench.name}[{arch}] N={short.n} {engine} {clock}", short.image,
-                                engine, config(clock, mmu),
-                                plan, lambda lab, r: expect(lab, r, "exit", 0, short.serial),
-                                short.ram)
-            sample.steady = (sample.median - statistics.median(first),
+            sample.steady = (sample.median - statistics.median(timed(short)[0]),
                              size.instructions - short.instructions)
     return sample

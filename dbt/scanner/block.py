@@ -136,10 +136,9 @@ def scan_block(decoder: Decoder, fetch: Callable[[int, int], bytes], pc: int,
                 if runs_past_end(decoder, addr, window):
                     return Block(pc, insns, StopReason.FETCH_FAULT, None if insns else "#PF")
                 return Block(pc, insns, StopReason.UNDECODABLE, None if insns else "#UD")
-        if insn.rep and is_rep_string(insn):
-            if insns:
-                return Block(pc, insns, StopReason.REP_STRING)
-            insns.append(insn)
+        if is_rep_string(insn):  # a block of its own: it ends the block, or is all of it
+            if not insns:
+                insns.append(insn)
             return Block(pc, insns, StopReason.REP_STRING)
         insns.append(insn)
         addr = insn.next

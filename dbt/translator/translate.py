@@ -147,12 +147,12 @@ class Translator:
         last = len(frag.insns) - 1
         branched = False
         links, starts, buf, at = trace.links, frag.starts, e.buf, e.at
-        plain = self.bits == 32 or None  # (64-bit: a copy is plain unless RIP-relative)
+        no_rip = self.bits == 32  # (64-bit: a copy is plain unless RIP-relative)
         ident = Action.IDENT
         for idx, insn in enumerate(frag.insns):
             action = insn.rule.action
             if action is ident and idx not in firsts and idx not in links \
-                    and (plain or "rip" not in insn.op_str) \
+                    and (no_rip or "rip" not in insn.op_str) \
                     and not (self.exact and insn.name in STRING_OPS):
                 starts.append(at + len(buf))  # the common case, inline: a plain copy
                 buf += insn.raw
@@ -164,7 +164,7 @@ class Translator:
                     self._rep_guard(e, frag)
             starts.append(e.here)
             if idx in links:
-                self._link(e, frag, idx, insn, trace.links[idx])
+                self._link(e, frag, idx, insn, links[idx])
             elif action is Action.IDENT:
                 if self.exact and self._is_rep_string(insn):
                     self._rep_string(e, frag, insn)
@@ -297,7 +297,7 @@ class Translator:
         tail = (size_prefix + jecxz_rel8(2) + bytes([0xEB, len(final)]) + final
                 + self.t["rep_apply"].code)
         e.emit(size_prefix + jecxz_rel8(len(head) + len(tail)))
-        start = e.emit(head)
+        e.emit(head)
         e.emit(tail)
         self.rewritten += 1
 
