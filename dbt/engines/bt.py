@@ -57,6 +57,7 @@ MIXED_STORES_PER_TABLE_PAGE = 64
 #: free clock: host instructions stepped at most to reach a guest instruction boundary
 #: (the longest template or map walk is a few dozen)
 MAX_STEPS = 10_000
+TF = 0x100  # EFLAGS.TF: how bt single-steps translated code (see Bt._step)
 
 
 @register
@@ -106,6 +107,7 @@ class Bt:
         #: (host address of a callout's jmp [jump_slot], where the slot sends it), as the
         #: last callout of the current emu_start left them
         self.resume: tuple[int, int] | None = None
+        self.stepping = False  # the trap flag is set: see _step
         uc = m.uc
         uc.hook_add(C.UC_HOOK_INTR, self._on_intr)
         # Memory hooks put every access to the addresses they cover on unicorn's slow
@@ -227,7 +229,10 @@ class Bt:
             self.resume = None
             err = None
             try:
-                mon.uc.emu_start(tc, 0, count=1 if steps else 0)
+                if steps:
+                    self._step(tc)
+                else:
+                    mon.uc.emu_start(tc, 0)
             except UcError as e:
                 err = e
             if err is not None and self._fault_exit(err):
@@ -254,6 +259,45 @@ class Bt:
                 # free clock: a step, the budget, or the timer thread (whose stop may land
                 # after a handler took the interrupt it was for): go on where it stopped
                 self.next_tc = mon.machine.pc
+
+    def _step(self, at: int) -> None:
+        """Run the one host instruction at ``at`` (a store let through, or a step towards
+        a guest instruction boundary), then stop.
+
+        bt steps with the trap flag, not with ``emu_start(count=1)``: unicorn's count
+        is a code hook compiled into the blocks it translates while counting, so
+        blocks it translated earlier run on uncounted (seen: thousands of instructions
+        for one "step"), and while that hook exists a stop from the timer thread leaves
+        the pc where the hook last wrote it, behind instructions that already ran
+        (seen: a guest loop counter incremented twice). The trap flag is part of the
+        block's key, so the step gets a block of its own and unicorn reports vector 1
+        after exactly one instruction (see _on_intr). The flag is cleared before the
+        monitor looks at the guest's flags; a stepped ``pushf`` of the flag template
+        (only a store let through beside code can be one) has it taken out of the image
+        it pushed."""
+        uc, reg = self.mon.uc, U.UC_X86_REG_EFLAGS
+        pushf = self._pushf_at(at)
+        self.stepping = True
+        uc.reg_write(reg, uc.reg_read(reg) | TF)
+        try:
+            uc.emu_start(at, 0)
+        finally:
+            self._end_step()
+        if pushf and self.mon.machine.pc != at:  # it ran: take TF out of its image
+            mon = self.mon
+            sp = mon.reg("rsp" if mon.bits == 64 else "esp")
+            mon.write_int(sp, 4, mon.read_int(sp, 4, system=True) & ~TF, system=True)
+
+    def _pushf_at(self, host: int) -> bool:
+        """Is host address ``host`` the pushf of a flag template?"""
+        frag = self.cache.fragment_at(host)
+        return frag is not None and frag.sanctioned.get(host, "").startswith("pushf")
+
+    def _end_step(self) -> None:
+        if self.stepping:
+            self.stepping = False
+            uc, reg = self.mon.uc, U.UC_X86_REG_EFLAGS
+            uc.reg_write(reg, uc.reg_read(reg) & ~TF)
 
     def _guest_pc_at(self, host: int) -> int | None:
         """The guest pc if host address ``host`` is where the translation of a guest
@@ -316,6 +360,11 @@ class Bt:
 
     # --- traps from translated code ---------------------------------------------------------
     def _on_intr(self, uc, intno: int, _ud) -> None:
+        if self.stepping:  # a step ended (vector 1) or reached a callout: back to the loop
+            self._end_step()
+            uc.emu_stop()
+            if intno == 1:
+                return
         eip = self.fast.read(self.mon.machine.pc_reg)
         site = self.cache.sites.get(eip) if intno == 3 else None
         if site is None:
@@ -640,7 +689,7 @@ class Bt:
             for p in pages:
                 self.cache.protect(p, False)
             try:
-                mon.uc.emu_start(eip, 0, count=1)
+                self._step(eip)
             except UcError as e:
                 for p in pages:
                     if p in self.cache.by_page:

@@ -425,3 +425,35 @@ def test_runs_do_not_leak_their_machines(how):
     if how == "run_guest":
         gc.collect()
     assert len(made) == 3 and all(ref() is None for ref in made)
+
+
+# --- stepping to a guest instruction boundary -----------------------------------------------
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_a_step_runs_one_host_instruction_through_blocks_unicorn_already_translated(bits):
+    """bt steps translated code to reach a guest instruction boundary (free clock) and to
+    let one store through beside code. A step must run exactly one host instruction even
+    where unicorn translated the blocks before: ``emu_start(count=1)`` did not (its
+    counting is compiled into new blocks only), ran the loop below to its end, and left
+    the pc behind instructions that had run (osmix then skipped a round)."""
+    from dbt.engines.bt import Bt
+    from dbt.monitor.monitor import Monitor
+
+    src = "mov ecx, 1000\nl: add eax, 1\ndec ecx\njnz l\nhlt"
+    img = raw_image((BASE, assemble(src, BASE, bits)), bits=bits)
+    mon = Monitor(img, "bt", RunConfig(max_insns=100_000, clock="free"), RAM, exec_ram=False,
+                  owns_cpu=False, mmu="shadow")
+    try:
+        bt = Bt(mon)
+        assert bt.run().reason.value == "halt"
+        frag = bt.cache.lookup(BASE + 5)  # the loop: add, dec, jnz
+        assert frag is not None and frag.insns[0].name == "add"
+        reg = "rax" if bits == 64 else "eax"
+        mon.set_reg(reg, 0)
+        mon.set_reg("rcx" if bits == 64 else "ecx", 5)
+        bt._step(frag.starts[0])
+        assert (mon.reg(reg), mon.machine.pc) == (1, frag.starts[1])
+        assert not mon.guest_eflags() & 0x100  # the trap flag is the step's, not the guest's
+    finally:
+        if mon.kick is not None:
+            mon.kick.close()
