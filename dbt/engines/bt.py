@@ -266,23 +266,18 @@ class Bt:
 
         bt steps with the trap flag, not with ``emu_start(count=1)``: unicorn's count
         is a code hook compiled into the blocks it translates while counting, so
-        blocks it translated earlier run on uncounted (seen: thousands of instructions
-        for one "step"), and while that hook exists a stop from the timer thread leaves
-        the pc where the hook last wrote it, behind instructions that already ran
-        (seen: a guest loop counter incremented twice). The trap flag is part of the
-        block's key, so the step gets a block of its own and unicorn reports vector 1
-        after exactly one instruction (see _on_intr). The flag is cleared before the
-        monitor looks at the guest's flags; a stepped ``pushf`` of the flag template
-        (only a store let through beside code can be one) has it taken out of the image
-        it pushed."""
-        uc, reg = self.mon.uc, U.UC_X86_REG_EFLAGS
+        blocks it translated earlier run on uncounted (a whole loop for one "step": see
+        the test of this method). The trap flag is part of a block's key, so the step
+        gets a block of its own and unicorn reports vector 1 after exactly one
+        instruction (see _on_intr). The flag is cleared before the monitor looks at the
+        guest's flags; a stepped ``pushf`` of the flag template (only a store let
+        through beside code can be one) has it taken out of the image it pushed."""
         pushf = self._pushf_at(at)
-        self.stepping = True
-        uc.reg_write(reg, uc.reg_read(reg) | TF)
+        self._trap_flag(True)
         try:
-            uc.emu_start(at, 0)
+            self.mon.uc.emu_start(at, 0)
         finally:
-            self._end_step()
+            self._trap_flag(False)
         if pushf and self.mon.machine.pc != at:  # it ran: take TF out of its image
             mon = self.mon
             sp = mon.reg("rsp" if mon.bits == 64 else "esp")
@@ -293,11 +288,12 @@ class Bt:
         frag = self.cache.fragment_at(host)
         return frag is not None and frag.sanctioned.get(host, "").startswith("pushf")
 
-    def _end_step(self) -> None:
-        if self.stepping:
-            self.stepping = False
-            uc, reg = self.mon.uc, U.UC_X86_REG_EFLAGS
-            uc.reg_write(reg, uc.reg_read(reg) & ~TF)
+    def _trap_flag(self, on: bool) -> None:
+        """Set or clear the real TF (``stepping`` says which); clearing twice is a no-op."""
+        if on != self.stepping:
+            self.stepping = on
+            flags = self.fast.read(U.UC_X86_REG_EFLAGS)
+            self.fast.write(U.UC_X86_REG_EFLAGS, flags | TF if on else flags & ~TF)
 
     def _guest_pc_at(self, host: int) -> int | None:
         """The guest pc if host address ``host`` is where the translation of a guest
@@ -361,7 +357,7 @@ class Bt:
     # --- traps from translated code ---------------------------------------------------------
     def _on_intr(self, uc, intno: int, _ud) -> None:
         if self.stepping:  # a step ended (vector 1) or reached a callout: back to the loop
-            self._end_step()
+            self._trap_flag(False)
             uc.emu_stop()
             if intno == 1:
                 return

@@ -441,8 +441,8 @@ def test_a_step_runs_one_host_instruction_through_blocks_unicorn_already_transla
 
     src = "mov ecx, 1000\nl: add eax, 1\ndec ecx\njnz l\nhlt"
     img = raw_image((BASE, assemble(src, BASE, bits)), bits=bits)
-    mon = Monitor(img, "bt", RunConfig(max_insns=100_000, clock="free"), RAM, exec_ram=False,
-                  owns_cpu=False, mmu="shadow")
+    mon = Monitor(img, "bt", RunConfig(max_insns=100_000, clock="free"), RAM,
+                  exec_ram=Bt.exec_ram, owns_cpu=Bt.owns_cpu, mmu=Bt.mmus[0])
     try:
         bt = Bt(mon)
         assert bt.run().reason.value == "halt"
