@@ -100,6 +100,7 @@ class Bt:
         self.extra = 0  # instructions the monitor counted itself (rep callout iterations)
         self.next_tc: int | None = None  # where to resume after emu_start returns
         self.pending_rep = None  # (insn, budget left): see _rep_to_budget
+        self.pending_alone: Site | None = None  # see _run_alone
         self.fault_eip: int | None = None
         self.fault_vector: int | None = None
         self.bad_address: int | None = None
@@ -193,7 +194,7 @@ class Bt:
         if self.exact:
             self._loop(None)
         else:
-            with Watchdog.for_budget(mon.uc, mon.config.max_insns) as dog:
+            with Watchdog.for_budget(mon.uc, mon.config.max_insns, mon.stop_lock) as dog:
                 self._loop(dog)
         return self._result()
 
@@ -242,13 +243,15 @@ class Bt:
             memory = mon.machine.memory
             if memory and memory.flush_if_wanted() and err is None and self.next_tc is None \
                     and self.fault_vector is None and self.write_fault is None \
-                    and self.pending_rep is None:
+                    and self.pending_rep is None and self.pending_alone is None:
                 self.next_tc = mon.machine.pc  # stopped only for the TLB resize: go on
                 if mon.coverage is not None:
                     mon.coverage.stopped_at(self.next_tc)
                 continue
             if self.pending_rep is not None:
                 self._rep_to_budget()
+            elif self.pending_alone is not None:
+                self._run_alone()
             elif self.write_fault is not None:
                 self._self_modifying_write()
             elif err is not None or self.fault_vector is not None:
@@ -282,6 +285,35 @@ class Bt:
             mon = self.mon
             sp = mon.reg("rsp" if mon.bits == 64 else "esp")
             mon.write_int(sp, 4, mon.read_int(sp, 4, system=True) & ~TF, system=True)
+
+    def _run_alone(self) -> None:
+        """Step a read-modify-write instruction that bt could not split (see
+        :mod:`dbt.translator.rmw`) from its copy in the fragment's cold code, with the
+        stop lock held and no TLB-resize stop: no stop can land after its store and run
+        it again. Goes on after its site, or delivers its fault at its guest address."""
+        site, self.pending_alone = self.pending_alone, None
+        mon, memory = self.mon, self.mon.machine.memory
+        resize = memory.resize_stops if memory else False
+        err = None
+        with mon.stop_lock:
+            if memory:
+                memory.resize_stops = False
+            try:
+                self._step(site.alone)
+            except UcError as e:
+                err = e
+            finally:
+                if memory:
+                    memory.resize_stops = resize
+        ran = mon.machine.pc == site.alone + len(site.insn.raw)
+        if err is None and self.fault_vector is None and ran:
+            self.next_tc = site.resume
+            return
+        if err is None and self.fault_vector is None:
+            raise TranslationError(f"{site.insn.address:#x}: the step of "
+                                   f"{site.insn.mnemonic} {site.insn.op_str} did not end after it")
+        self.fault_eip = site.key - 1  # its site: the fault is the guest instruction's
+        self._guest_fault(err)
 
     def _pushf_at(self, host: int) -> bool:
         """Is host address ``host`` the pushf of a flag template?"""
@@ -426,6 +458,9 @@ class Bt:
             return target.tc
         if kind is SiteKind.BUDGET:
             return self._budget(site)
+        if kind is SiteKind.ALONE:  # leave emu_start: the monitor steps it (_run_alone)
+            self.pending_alone = site
+            return None
         if kind is SiteKind.REP_GUARD:  # the rep may outrun the chunk: unicorn counts it
             icount = self._undo_prologue(site)
             self.pending_rep = (site.insn, self._limit() - icount)
@@ -589,8 +624,10 @@ class Bt:
         frag = self.cache.fragment_at(eip)
         if frag is None:
             raise TranslationError(f"control left the code cache at {eip:#x}")
-        if frag.in_ranges(eip, frag.scratch):  # ecx was saved and may hold a branch target
-            self.mon.set_reg("rcx" if self.mon.bits == 64 else "ecx",
+        reg = frag.scratch_register(eip)
+        if reg is not None:  # held in save_c (ecx: it may hold a branch target)
+            self.mon.set_reg(("rax", "rcx", "rdx", "rbx")[reg] if self.mon.bits == 64 else
+                             ("eax", "ecx", "edx", "ebx")[reg],
                              self._read_slot("save_c") & self.mon.mask)
         return frag, frag.insn_index_at(eip)
 

@@ -227,7 +227,7 @@ class Hw:
         if exact:
             self._loop(exact, None)
         else:
-            with Watchdog.for_budget(mon.uc, mon.config.max_insns) as dog:
+            with Watchdog.for_budget(mon.uc, mon.config.max_insns, mon.stop_lock) as dog:
                 self._loop(exact, dog)
         eflags = mon.uc.reg_read(U.UC_X86_REG_EFLAGS)
         return mon.result(VCpu.from_unicorn(mon.machine), eflags, mon.icount if exact else None,

@@ -9,6 +9,7 @@ faults and the end of the run.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -115,6 +116,8 @@ class Monitor:
         self.resched = False
         #: free clock: the timer thread that says when to look (instead of event_at)
         self.kick: Kick | None = None
+        #: held by the free clock's threads while they stop the CPU (see Kick)
+        self.stop_lock = threading.Lock()
         self._stepping_pc: int | None = None  # see poll_interrupts()
         self.on_guest_write = None  # the code cache's SMC check (engine bt)
         self.coverage = None  # a dynamic-coverage recorder: engines attach it (dbt.coverage)
@@ -596,7 +599,7 @@ class Monitor:
         for an engine that polls between every two instructions (it only needs event_due())."""
         self._t_run = time.perf_counter()
         if self.config.clock == "free" and self.kick is None:
-            self.kick = Kick(self.uc if stop_cpu else None)
+            self.kick = Kick(self.uc if stop_cpu else None, self.stop_lock)
             self._reschedule()
 
     def result(self, vcpu: VCpu, eflags: int, guest_instructions: int | None,

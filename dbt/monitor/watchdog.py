@@ -4,6 +4,11 @@ time runs out) and the timer interrupt (:class:`Kick`).
 unicorn's own ``emu_start(timeout=...)`` does the same but was measured to slow
 64-bit guests by about half; a plain timer calling ``emu_stop`` costs nothing
 while it waits.
+
+Both call ``emu_stop`` holding a lock the engine may hold too: unicorn may notice
+a stop after an instruction's store and report that instruction's pc, so an
+engine that must run an instruction that reads and writes back memory exactly
+once holds the lock around it (see dbt/translator/rmw.py).
 """
 
 from __future__ import annotations
@@ -15,22 +20,24 @@ FREE_CLOCK_MIPS = 20  # the free clock turns an instruction budget into host tim
 
 
 class Watchdog:
-    def __init__(self, uc, seconds: float):
+    def __init__(self, uc, seconds: float, lock: threading.Lock | None = None):
         self.uc = uc
         self.seconds = seconds
+        self.lock = lock or threading.Lock()
         self.fired = False
         self.at: float | None = None  # host time it stopped the CPU
         self._timer: threading.Timer | None = None
 
     @classmethod
-    def for_budget(cls, uc, max_insns: int) -> Watchdog:
+    def for_budget(cls, uc, max_insns: int, lock: threading.Lock | None = None) -> Watchdog:
         """The watchdog for an instruction budget in the free clock."""
-        return cls(uc, max_insns / FREE_CLOCK_MIPS / 1e6)
+        return cls(uc, max_insns / FREE_CLOCK_MIPS / 1e6, lock)
 
     def _fire(self) -> None:
-        self.fired = True
-        self.at = time.perf_counter()
-        self.uc.emu_stop()
+        with self.lock:
+            self.fired = True
+            self.at = time.perf_counter()
+            self.uc.emu_stop()
 
     def __enter__(self) -> Watchdog:
         self._timer = threading.Timer(self.seconds, self._fire)
@@ -52,13 +59,15 @@ class Kick:
     (in a handler) is lost, the next one is not.
 
     ``uc=None``: only raise :attr:`due` (an engine that looks between every two
-    instructions anyway).
+    instructions anyway). ``lock``: held while it stops the CPU (see the module's
+    docstring).
     """
 
     RETRY = 0.001
 
-    def __init__(self, uc=None):
+    def __init__(self, uc=None, lock: threading.Lock | None = None):
         self.uc = uc
+        self.lock = lock or threading.Lock()
         self.due = False
         self.at: float | None = None  # host time it last stopped the CPU
         self._deadline: float | None = None
@@ -95,6 +104,7 @@ class Kick:
                     continue
                 self.due = True
                 if self.uc is not None:
-                    self.at = time.perf_counter()
-                    self.uc.emu_stop()
+                    with self.lock:
+                        self.at = time.perf_counter()
+                        self.uc.emu_stop()
                 self._cv.wait(self.RETRY)

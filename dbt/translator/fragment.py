@@ -19,6 +19,9 @@ class SiteKind(enum.Enum):
     FAULT = "fault"  # the block starts with bytes that fault (#UD, #PF)
     MISS = "miss"  # the indirect-branch map has no entry for the target (the shared routine)
     REP_GUARD = "rep-guard"  # a rep string instruction may outrun the budget chunk
+    #: a read-modify-write instruction bt cannot split (dbt/translator/rmw.py): the monitor
+    #: steps its copy in the cold code (``Site.alone``) where no stop can land in it
+    ALONE = "alone"
 
 
 @dataclass(eq=False)
@@ -36,6 +39,7 @@ class Site:
     jump_at: int = 0  # EXIT: the jmp/jcc rel32 that chaining points at a fragment
     slot_at: int = 0  # EXIT of a jump table: its entry (a host address) instead of a jump
     stub: int = 0  # EXIT: where that jump goes until then (and after unchaining)
+    alone: int = 0  # ALONE: host address of the instruction's copy
 
 
 @dataclass
@@ -66,7 +70,9 @@ class Fragment:
     starts: list[int] = field(default_factory=list)  # host address of each guest insn's code
     sites: list[Site] = field(default_factory=list)
     exits: list[Site] = field(default_factory=list)
-    scratch: list[tuple[int, int]] = field(default_factory=list)  # may fault with ecx saved
+    #: host ranges that may fault while a register is held in save_c: (start, end, the
+    #: register's number: 0-3 for eax, ecx, edx, ebx)
+    scratch: list[tuple[int, int, int]] = field(default_factory=list)
     #: host address -> the one sensitive mnemonic allowed there (int3 sites, pushf/popf)
     sanctioned: dict[int, str] = field(default_factory=dict)
     incoming: set[int] = field(default_factory=set)  # patch_at addresses chained to us
@@ -121,5 +127,6 @@ class Fragment:
         """Index of the guest instruction whose translation contains host address ``host``."""
         return max(0, bisect.bisect_right(self.starts, host) - 1)
 
-    def in_ranges(self, host: int, ranges: list[tuple[int, int]]) -> bool:
-        return any(a <= host < b for a, b in ranges)
+    def scratch_register(self, host: int) -> int | None:
+        """The register held in save_c at host address ``host``, if any (see scratch)."""
+        return next((r for a, b, r in self.scratch if a <= host < b), None)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dbt.cache.codecache import HOT_SIZE
 from dbt.cache.layout import Layout
+from dbt.isa import Action
 from dbt.loader import Image
 from dbt.monitor.machine import Machine
-from dbt.scanner import Decoder
+from dbt.scanner import Decoder, Insn
 from dbt.scanner.explore import explore
+from dbt.translator.rmw import find as find_rmw
 from dbt.translator.templates import Templates
 from dbt.translator.trace import Trace
 from dbt.translator.translate import Translator
@@ -33,7 +35,17 @@ def translate_image(image: Image, exact: bool = True, max_blocks: int = 10_000,
         rows.append({
             "address": block.pc, "guest_bytes": block.guest_bytes, "host_bytes": len(frag.code),
             "guest": [{"address": i.address, "mnemonic": i.mnemonic, "op_str": i.op_str,
-                       "action": i.rule.action.value} for i in block.insns],
+                       "action": action(i, image.arch.bits)} for i in block.insns],
             "host": host,
         })
     return rows
+
+
+def action(insn: Insn, bits: int) -> str:
+    """What the translator does with an instruction: the ISA table's action, except for
+    copied instructions that read and write back memory (dbt/translator/rmw.py): "split"
+    into moves around their register form, or run "alone" by the monitor."""
+    rmw = find_rmw(insn, bits) if insn.rule.action is Action.IDENT else None
+    if rmw is None:
+        return insn.rule.action.value
+    return "split" if rmw.splittable else "alone"

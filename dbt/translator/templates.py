@@ -65,20 +65,25 @@ TEXT = {
         "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
     # popf: IF and IOPL go to the vCPU where vmask lets them change (v ^= (new ^ v) &
     # vmask), the rest to the real flags, loaded by a popfd from the vCPU area (the
-    # guest stack is never written)
+    # guest stack is never written). v is stored, never xor-ed in place: unicorn may stop
+    # after a store and run that instruction again (see dbt/translator/rmw.py)
     "popf": (
         "mov dword ptr [{save_c}], ecx; mov ecx, dword ptr [esp]; xor ecx, dword ptr [{vif}];"
-        "and ecx, dword ptr [{vmask}]; and ecx, 0x200; xor dword ptr [{vif}], ecx;"
+        "and ecx, dword ptr [{vmask}]; and ecx, 0x200; xor ecx, dword ptr [{vif}];"
+        "mov dword ptr [{vif}], ecx;"
         "mov ecx, dword ptr [esp]; xor ecx, dword ptr [{viopl}]; and ecx, dword ptr [{vmask}];"
-        "and ecx, 0x3000; xor dword ptr [{viopl}], ecx; mov ecx, dword ptr [esp];"
+        "and ecx, 0x3000; xor ecx, dword ptr [{viopl}]; mov dword ptr [{viopl}], ecx;"
+        "mov ecx, dword ptr [esp];"
         "and ecx, 0xffffcdff;"
         "mov dword ptr [{tmp}], ecx; mov dword ptr [{save_sp}], esp; mov esp, {tmp};"
         "popfd; mov esp, dword ptr [{save_sp}]; lea esp, [esp + 4];"
         "mov ecx, dword ptr [{save_c}]",
         "mov qword ptr [{save_c}], rcx; mov rcx, qword ptr [rsp]; xor rcx, qword ptr [{vif}];"
-        "and rcx, qword ptr [{vmask}]; and rcx, 0x200; xor qword ptr [{vif}], rcx;"
+        "and rcx, qword ptr [{vmask}]; and rcx, 0x200; xor rcx, qword ptr [{vif}];"
+        "mov qword ptr [{vif}], rcx;"
         "mov rcx, qword ptr [rsp]; xor rcx, qword ptr [{viopl}]; and rcx, qword ptr [{vmask}];"
-        "and rcx, 0x3000; xor qword ptr [{viopl}], rcx; mov rcx, qword ptr [rsp];"
+        "and rcx, 0x3000; xor rcx, qword ptr [{viopl}]; mov qword ptr [{viopl}], rcx;"
+        "mov rcx, qword ptr [rsp];"
         "and rcx, 0xffffffffffffcdff;"
         "mov qword ptr [{tmp}], rcx; mov qword ptr [{save_sp}], rsp; mov rsp, {tmp};"
         "popfq; mov rsp, qword ptr [{save_sp}]; lea rsp, [rsp + 8];"
@@ -133,6 +138,15 @@ TEXT = {
         "mov edx, dword ptr [{save_d}]",
         "mov rcx, qword ptr [{save_c}]; mov rdx, qword ptr [{save_d}]"),
 }
+
+# a read-modify-write instruction split into moves (dbt/translator/rmw.py) holds its
+# scratch register, one of these four, in save_c
+for _n, (_r32, _r64) in enumerate((("eax", "rax"), ("ecx", "rcx"), ("edx", "rdx"),
+                                   ("ebx", "rbx"))):
+    TEXT[f"save_r{_n}"] = (f"mov dword ptr [{{save_c}}], {_r32}",
+                           f"mov qword ptr [{{save_c}}], {_r64}")
+    TEXT[f"restore_r{_n}"] = (f"mov {_r32}, dword ptr [{{save_c}}]",
+                              f"mov {_r64}, qword ptr [{{save_c}}]")
 
 #: Fixed encodings, written by hand because they are one opcode and a displacement
 #: (keystone cannot fix up a rel8 to a label it has not seen): Intel SDM Vol. 2.
@@ -245,7 +259,8 @@ class Templates:
                                    f"for {len(want)}: {code.hex()}")
         for (addr, size, mnemonic, op_str), w in zip(got, want):
             raw = code[addr:addr + size]
-            bad = (mnemonic != w.split()[0] or "rip" in op_str
+            bad = (mnemonic not in (w.split()[0], "movabs" if w.startswith("mov ") else "")
+                   or "rip" in op_str
                    or (raw[0] == 0x66 and " word " not in f" {w} "))
             if bad:
                 raise TranslationError(f"template {name}: {w!r} encoded as {mnemonic} {op_str}")

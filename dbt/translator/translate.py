@@ -41,7 +41,10 @@ from dbt.isa import Action
 from dbt.scanner import Decoder, Insn, StopReason
 from dbt.scanner.block import STRING_OPS
 from dbt.scanner.explore import direct_target
+from dbt.isa.effects import READ_MODIFY_WRITE_NAMES
 from dbt.translator.fragment import Fragment, Segment, Site, SiteKind
+from dbt.translator.rmw import Rmw, aimed
+from dbt.translator.rmw import find as find_rmw
 from dbt.translator.templates import (
     INT3,
     NOP,
@@ -153,7 +156,8 @@ class Translator:
             action = insn.rule.action
             if action is ident and idx not in firsts and idx not in links \
                     and (no_rip or "rip" not in insn.op_str) \
-                    and not (self.exact and insn.name in STRING_OPS):
+                    and not (self.exact and insn.name in STRING_OPS) \
+                    and not (insn.name in READ_MODIFY_WRITE_NAMES and "[" in insn.op_str):
                 starts.append(at + len(buf))  # the common case, inline: a plain copy
                 buf += insn.raw
                 self.ident += 1
@@ -168,6 +172,8 @@ class Translator:
             elif action is Action.IDENT:
                 if self.exact and self._is_rep_string(insn):
                     self._rep_string(e, frag, insn)
+                elif (rmw := find_rmw(insn, self.bits)) is not None:
+                    self._read_modify_write(e, frag, idx, insn, rmw)
                 else:
                     self._ident(e, insn)
             elif action is Action.INLINE and self.inline and self._inline(e, frag, idx, insn):
@@ -218,7 +224,7 @@ class Translator:
         probe = e.emit(self.t["count"].fill(-seg.ninsns)) + self._probe
         site = Site(SiteKind.BUDGET, frag, seg.first, key=probe)
         frag.sites.append(site)
-        frag.scratch.append((probe, probe + 1))
+        frag.scratch.append((probe, probe + 1, 1))
 
     def _rep_guard(self, e: Emitter, frag: Fragment) -> None:
         """Before a rep string instruction (a block of its own): leave to the monitor
@@ -251,6 +257,36 @@ class Translator:
         site.resume = e.here
         frag.sites.append(site)
         return site
+
+    def _read_modify_write(self, e: Emitter, frag: Fragment, idx: int, insn: Insn,
+                           rmw: Rmw) -> None:
+        """An instruction that reads and writes back memory, split into moves around its
+        register form (see :mod:`dbt.translator.rmw`), or else run alone by the monitor:
+
+                int3; jmp [jump_slot]    (the site)
+                (cold) the instruction   (stepped by the monitor, never jumped to)
+        """
+        self.rewritten += 1
+        if rmw.splittable:
+            s = rmw.scratch
+            e.emit(self.t[f"save_r{s}"].code)
+            first = e.here
+            target = insn.next + struct.unpack("<i", rmw.memory[-4:])[0] if rmw.rip else 0
+            store = rmw.store()
+            for piece, move in ((rmw.load(), True), (store, True), (rmw.on_register(), False),
+                                (store, True)):
+                if rmw.rip and move:  # aim it at the guest's operand from where it is
+                    piece = aimed(piece, e.here, target)
+                    if piece is None:
+                        raise TranslationError(f"{insn.address:#x}: RIP-relative operand out "
+                                               "of reach of the code cache")
+                e.emit(piece)
+            frag.scratch.append((first, e.here, s))
+            e.emit(self.t[f"restore_r{s}"].code)
+            return
+        site = self._site(e, frag, Site(SiteKind.ALONE, frag, idx, insn))
+        site.alone = e.cold.here
+        self._ident(e.cold, insn)
 
     def _ident(self, e: Emitter, insn: Insn) -> None:
         self.ident += 1
@@ -330,7 +366,7 @@ class Translator:
         for off, mnemonic in self._sanctioned.get(name, ()):
             frag.sanctioned[start + off] = mnemonic
         if name == "popf":  # its first load from the stack may fault, ecx saved
-            frag.scratch.append((start + len(self.t["save_c"].code), e.here))
+            frag.scratch.append((start + len(self.t["save_c"].code), e.here, 1))
         return True
 
     def _branch(self, e: Emitter, frag: Fragment, idx: int, insn: Insn) -> None:
@@ -423,7 +459,7 @@ class Translator:
         else:
             raise TranslationError(f"{insn.address:#x}: cannot translate branch "
                                    f"{insn.mnemonic} {insn.op_str}")
-        frag.scratch.append((start + len(self.t["save_c"].code), e.here))
+        frag.scratch.append((start + len(self.t["save_c"].code), e.here, 1))
         e.emit(self.t["ibl"].code)
 
     def _load_target(self, at: int, insn: Insn, prefixes: bytes, rex: int | None,

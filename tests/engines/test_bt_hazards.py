@@ -255,8 +255,12 @@ def test_budget_inside_a_rep_string_instruction(budget):
     "f: add dword ptr [esp], 2\nret",                                    # return address edited
     "call f\nmov ebx, 3\ncli\nhlt\nf: pop eax\ninc ebx\njmp eax",      # return by jmp
     "push 0x402\npopfd\nmov esi, 0x100000\nlodsb\ncli\nhlt",           # DF through popfd
+    # read-modify-write past RAM: split (the scratch register held), and run alone
+    "mov ecx, 9\nstc\nadd dword ptr [ecx + 0x4ffff7], 1\ncli\nhlt",
+    "mov ecx, 9\nmov ebx, 0x4ffff7\nbts dword ptr [ebx], ecx\ncli\nhlt",
+    "mov ebx, 0x3ffffe\nstc\nadc dword ptr [ebx], 1\ncli\nhlt",      # the store's page
 ], ids=["div0", "store", "load", "int80", "into", "ud2", "push", "call-push", "ret-out",
-        "ret-edited", "pop-jmp", "popf-df"])
+        "ret-edited", "pop-jmp", "popf-df", "rmw-split", "rmw-alone", "rmw-straddle"])
 def test_faults_and_branches_agree(src):
     """Faults in the middle of a translated block must be reported at the guest instruction,
     with the count and registers the other engines have (fault fidelity, invariant 4);
@@ -457,3 +461,81 @@ def test_a_step_runs_one_host_instruction_through_blocks_unicorn_already_transla
     finally:
         if mon.kick is not None:
             mon.kick.close()
+
+
+# --- stops that land after a store -----------------------------------------------------------
+
+DATA = 0x180000
+#: memory-writing forms bt splits (dbt/translator/rmw.py), and two it runs alone
+#: (bts with a register bit offset, cmpxchg8b); esi -> DATA, ebx = 2, ecx = 5
+RMW_32 = """
+inc dword ptr [esi]
+add dword ptr [esi + 4], ebx
+sub byte ptr [esi + 8], ch
+adc word ptr [esi + 12], 0x1234
+xor dword ptr [0x180010], 0x55
+shl dword ptr [esi + 20], cl
+rol byte ptr [esi + 21], 3
+not dword ptr [esi + 24]
+neg word ptr [esi + 28]
+xchg dword ptr [esi + 32], edi
+xadd dword ptr [esi + 36], edi
+cmpxchg dword ptr [esi + 40], ecx
+shld dword ptr [esi + 44], ebx, 5
+shrd dword ptr [esi + 48], ebx, cl
+btc dword ptr [esi + 52], 31
+lock dec byte ptr [ecx + ebx*4 + 0x180000]
+cmpxchg dword ptr [ecx*4 + esi], ebx
+bts dword ptr [esi + 56], ecx
+cmpxchg8b qword ptr [esi + 64]
+"""
+RMW_64 = RMW_32.replace("esi", "rsi").replace("ecx*4", "rcx*4") + """
+add qword ptr [rsi + 72], r8
+inc qword ptr [rip + 0x80000]
+add byte ptr [rsi + 80], r8b
+or dword ptr [r8*8 + 0x180000], 0x10
+"""
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_a_stop_after_a_store_does_not_run_a_read_modify_write_twice(bits):
+    """unicorn may notice a stop after any store and then reports the pc of the
+    instruction that stored (tests/monitor/test_memory.py): bt goes on there, so a copied
+    ``inc [m]`` would count twice. Here every store to the data page asks for a stop, as
+    the free clock's timer thread may, once per host instruction and not while the stop
+    lock is held (the thread waits for it): each instruction below must still change
+    memory once, as under interp, in a loop of three rounds."""
+    from unicorn import unicorn_const as C
+
+    from dbt.engines.bt import Bt
+    from dbt.monitor.monitor import Monitor
+
+    sp = "rsi" if bits == 64 else "esi"
+    src = (f"mov ebp, 3\nround: mov {sp}, {DATA:#x}\nmov ebx, 2\nmov ecx, 5\n"
+           + ("mov r8, 1\n" if bits == 64 else "") + (RMW_64 if bits == 64 else RMW_32)
+           + "dec ebp\njnz round\ncli\nhlt")
+    img = raw_image((BASE, assemble(src, BASE, bits)), (DATA, bytes(range(1, 129))),
+                    bits=bits)
+    want = run_guest(img, "interp", RunConfig(max_insns=100_000), ram_size=RAM)
+    assert want.reason.value == "halt", want.fault and want.fault.describe()
+    mon = Monitor(img, "bt", RunConfig(max_insns=10**9, clock="free"), RAM,
+                  exec_ram=Bt.exec_ram, owns_cpu=Bt.owns_cpu, mmu=Bt.mmus[0])
+    try:
+        bt = Bt(mon)
+        stopped = set()
+
+        def like_the_timer(uc, access, address, size, value, _ud):
+            pc = bt.fast.read(mon.machine.pc_reg)
+            if pc not in stopped and mon.stop_lock.acquire(blocking=False):
+                stopped.add(pc)
+                uc.emu_stop()
+                mon.stop_lock.release()
+
+        mon.uc.hook_add(C.UC_HOOK_MEM_WRITE, like_the_timer, None, DATA, DATA + 0xFFF)
+        got = bt.run()
+    finally:
+        if mon.kick is not None:
+            mon.kick.close()
+    assert len(stopped) > 20
+    assert got.reason.value == "halt"
+    assert (got.registers, got.memory_sha256) == (want.registers, want.memory_sha256)

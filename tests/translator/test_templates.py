@@ -84,8 +84,9 @@ def test_each_template_decodes_to_its_statements(built):
         got = list(d.disasm(code, 0))
         assert len(got) == len(want), (name, got)
         assert sum(size for _, size, _, _ in got) == len(code), name
-        for (_, _, mnemonic, _), w in zip(got, want):
-            assert mnemonic == w.split()[0], (name, mnemonic, w)
+        for (_, _, mnemonic, _), w in zip(got, want):  # (a mov of rax may be a movabs)
+            assert mnemonic in (w.split()[0], "movabs" if w.startswith("mov ") else ""), \
+                (name, mnemonic, w)
 
 
 def test_no_template_is_rip_relative(built):
