@@ -66,6 +66,12 @@ class Benchmark:
         return {"x86_32": BENCH_DIR / "empty.s", "x86_64": BENCH_DIR / "empty64.s"}
 
     @property
+    def compute_bound(self) -> bool:
+        """A compute-bound program (guests/c), which the issue's speed targets are for; the
+        small kernels of guests/sys are reported beside them without a target."""
+        return self.kind is Kind.MACRO and self.guest.parent == C_DIR
+
+    @property
     def paging(self) -> bool:
         return "paging" in self.needs
 

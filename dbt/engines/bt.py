@@ -101,6 +101,7 @@ class Bt:
         self.next_tc: int | None = None  # where to resume after emu_start returns
         self.pending_rep = None  # (insn, budget left): see _rep_to_budget
         self.pending_alone: Site | None = None  # see _run_alone
+        self.alone_steps = 0
         self.fault_eip: int | None = None
         self.fault_vector: int | None = None
         self.bad_address: int | None = None
@@ -288,32 +289,56 @@ class Bt:
 
     def _run_alone(self) -> None:
         """Step a read-modify-write instruction that bt could not split (see
-        :mod:`dbt.translator.rmw`) from its copy in the fragment's cold code, with the
-        stop lock held and no TLB-resize stop: no stop can land after its store and run
-        it again. Goes on after its site, or delivers its fault at its guest address."""
+        :mod:`dbt.translator.rmw`) from its copy in the fragment's cold code, where no
+        stop can land after its store and run it again. Goes on after its site (or at
+        the next instruction afresh, if its store rewrote translated code), or delivers
+        its fault at its guest address."""
         site, self.pending_alone = self.pending_alone, None
+        self.alone_steps += 1
+        mon, insn, frag = self.mon, site.insn, site.fragment
+        err = self._step_locked(site.alone)
+        if err is not None and self.write_fault is not None:  # a page holding translations
+            address, size = self.write_fault
+            self.write_fault = None
+            if address >= mon.machine.ram_size:  # the code cache or the lookup table
+                self.bad_address = address
+                err = UcError(C.UC_ERR_WRITE_UNMAPPED)
+            else:
+                if self.cache.overlaps_code(address, address + size):
+                    self.cache.invalidate(address, address + size)
+                err = self._step_locked(site.alone, range(address & ~0xFFF, address + size,
+                                                          0x1000))
+        if err is None and self.fault_vector is None:
+            if mon.machine.pc != site.alone + len(insn.raw):
+                raise TranslationError(f"{insn.address:#x}: the step of {insn.mnemonic} "
+                                       f"{insn.op_str} did not end after it")
+            self.next_tc = site.resume if frag.valid else self._enter_fresh(
+                insn.next, self.counted() - frag.pending(site.index) + 1 if frag.counted else 0)
+            return
+        self.fault_eip = site.key - 1  # its site: the fault is the guest instruction's
+        self._guest_fault(err)
+
+    def _step_locked(self, at: int, pages: range = range(0)) -> UcError | None:
+        """:meth:`_step` with the stop lock held (the free clock's threads wait), no
+        TLB-resize stop, and the guest ``pages`` not write-protected meanwhile."""
         mon, memory = self.mon, self.mon.machine.memory
         resize = memory.resize_stops if memory else False
-        err = None
         with mon.stop_lock:
             if memory:
                 memory.resize_stops = False
+            for p in pages:
+                self.cache.protect(p, False)
             try:
-                self._step(site.alone)
+                self._step(at)
             except UcError as e:
-                err = e
+                return e
             finally:
+                for p in pages:
+                    if p in self.cache.by_page:
+                        self.cache.protect(p, True)
                 if memory:
                     memory.resize_stops = resize
-        ran = mon.machine.pc == site.alone + len(site.insn.raw)
-        if err is None and self.fault_vector is None and ran:
-            self.next_tc = site.resume
-            return
-        if err is None and self.fault_vector is None:
-            raise TranslationError(f"{site.insn.address:#x}: the step of "
-                                   f"{site.insn.mnemonic} {site.insn.op_str} did not end after it")
-        self.fault_eip = site.key - 1  # its site: the fault is the guest instruction's
-        self._guest_fault(err)
+        return None
 
     def _pushf_at(self, host: int) -> bool:
         """Is host address ``host`` the pushf of a flag template?"""
@@ -768,6 +793,8 @@ class Bt:
             "guest_bytes_translated": t.guest_bytes,
             "host_bytes": t.host_bytes, "ident_instructions": t.ident,
             "rewritten_instructions": t.rewritten,
+            "rmw_split": t.rmw_split, "rmw_alone": t.rmw_alone,
+            "rmw_alone_steps": self.alone_steps,
             "keystone_calls": self.templates.keystone_calls,
             "translate_seconds": round(self.translate_seconds, 6),
             "translate_median_us": round(statistics.median(self.translate_times) * 1e6, 1)

@@ -112,6 +112,8 @@ class Translator:
         self.host_bytes = 0
         self.ident = 0
         self.rewritten = 0
+        self.rmw_split = 0  # read-modify-write instructions split (dbt/translator/rmw.py)
+        self.rmw_alone = 0  # ... and those left to the monitor to run alone
         # addresses (offsets) of the sensitive instructions each template is allowed to hold
         pushf = "pushfq" if self.bits == 64 else "pushfd"
         popf = "popfq" if self.bits == 64 else "popfd"
@@ -268,6 +270,7 @@ class Translator:
         """
         self.rewritten += 1
         if rmw.splittable:
+            self.rmw_split += 1
             s = rmw.scratch
             e.emit(self.t[f"save_r{s}"].code)
             first = e.here
@@ -284,6 +287,7 @@ class Translator:
             frag.scratch.append((first, e.here, s))
             e.emit(self.t[f"restore_r{s}"].code)
             return
+        self.rmw_alone += 1
         site = self._site(e, frag, Site(SiteKind.ALONE, frag, idx, insn))
         site.alone = e.cold.here
         self._ident(e.cold, insn)
