@@ -181,9 +181,11 @@ def print_tables(rows: list[Row], engines: list[str], console: Console) -> None:
     for tg in targets(rows):
         value = f"{tg['value']:.2f}" if "value" in tg else \
             f"geomean {tg['geomean']:.2f}, min {tg['min']:.2f} ({tg['worst']})"
-        verdict = "" if tg["met"] is None else " -> met" if tg["met"] else " -> not met"
-        console.print(f"target {tg['target']} ({tg['clock']} clock): {value}{verdict}",
-                      markup=False)
+        if tg["met"] is None:
+            console.print(f"{tg['target']} ({tg['clock']} clock): {value}", markup=False)
+            continue
+        console.print(f"target {tg['target']} ({tg['clock']} clock): {value} -> "
+                      f"{'met' if tg['met'] else 'not met'}", markup=False)
 
 
 # --- files ------------------------------------------------------------------------------------

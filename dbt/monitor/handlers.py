@@ -258,6 +258,7 @@ def write_cr(mon: Monitor, name: str, value: int) -> None:
     except UcError as e:
         raise GuestException(_GP, f"mov {name}, {value:#x}: {e}", error_code=0) from None
     setattr(mon.vcpu, name, value)  # unicorn flushes its TLB itself on CR0/CR3/CR4 writes
+    mon.machine.forget_paging()
     if name == "cr3" or (old ^ value) & _PAGING_BITS.get(name, 0):
         mon.mapping_changed()
 
@@ -340,7 +341,7 @@ def _ltr(mon: Monitor, sel: int) -> None:
                                  error_code=sel & ~3)
         if not privilege.present(desc):
             raise GuestException(11, f"ltr {sel:#x}: TSS not present", error_code=sel & ~3)
-        _, base, gdt_limit, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
+        _, base, gdt_limit, _ = mon.machine.fast.mmr(U.UC_X86_REG_GDTR)
         if mon.bits == 64 and ((sel & ~7) + 15 > gdt_limit
                                or mon.read_int(base + (sel & ~7) + 13, 1, system=True) & 0xF):
             raise GuestException(_GP, f"ltr {sel:#x}: not a 16-byte 64-bit TSS descriptor",
@@ -391,7 +392,7 @@ def load_segment(mon: Monitor, insn: Insn, seg: str, sel: int):
     if not null and not desc & _ACCESSED:
         # the CPU marks the descriptor accessed (SDM Vol. 3A §3.4.5.1); unicorn's
         # register write does it in 32-bit mode but not in 64-bit mode
-        _, base, _, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
+        _, base, _, _ = mon.machine.fast.mmr(U.UC_X86_REG_GDTR)
         mon.write_int(base + (sel & ~7) + 5, 1, (desc >> 40) | 1, system=True)
     return None
 

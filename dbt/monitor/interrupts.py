@@ -102,7 +102,7 @@ def _deliver_once(mon: Monitor, vector: int, saved_pc: int, error_code: int | No
                   soft: bool, external: bool) -> int:
     long_mode = mon.bits == 64
     idt_err = vector * 8 + 2 + (0 if soft else 1)  # IDT bit, and EXT for an external event
-    _, base, limit, _ = mon.uc.reg_read(U.UC_X86_REG_IDTR)
+    _, base, limit, _ = mon.machine.fast.mmr(U.UC_X86_REG_IDTR)
     size = 16 if long_mode else 8
     if vector * size + size - 1 > limit:
         raise GuestException(GP, f"vector {vector:#x} is past the IDT limit {limit:#x}",

@@ -116,6 +116,11 @@ class Machine:
         from dbt.monitor.fastuc import FastRegs
 
         self.fast = FastRegs(self.uc)
+        #: keep the paging controls between reads: only when every write of CR0, CR3, CR4
+        #: and EFER goes through the monitor, which then calls forget_paging() (engines
+        #: that do not own the CPU: the guest's own mov to CR3 would not be seen)
+        self.keep_paging = False
+        self._paging: tuple | None = None
         self.counter_offset = find_counter_offset()
         self.reset()
         from dbt.monitor.paging import Walker
@@ -209,12 +214,27 @@ class Machine:
     # --- the guest's paging -----------------------------------------------------------------
     def guest_paging(self) -> bool:
         """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
+        if self._paging is not None:
+            return self._paging[0]
         if self.bits == 64:
-            return self.fast.read(U.UC_X86_REG_CR3) != PT_BASE
-        return bool(self.fast.read(U.UC_X86_REG_CR0) & CR0_PG)
+            on = self.fast.read(U.UC_X86_REG_CR3) != PT_BASE
+        else:
+            on = bool(self.fast.read(U.UC_X86_REG_CR0) & CR0_PG)
+        if self.keep_paging:
+            self._paging = (on, self._read_paging_mode())
+        return on
 
     def paging_mode(self):
         """The paging controls (CR0, CR3, CR4, EFER) the guest's accesses go through."""
+        if self._paging is None and self.keep_paging:
+            self.guest_paging()
+        return self._paging[1] if self._paging is not None else self._read_paging_mode()
+
+    def forget_paging(self) -> None:
+        """A control register or EFER was written: read them again (see keep_paging)."""
+        self._paging = None
+
+    def _read_paging_mode(self):
         from dbt.monitor.paging import Mode
 
         fast = self.fast

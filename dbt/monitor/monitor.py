@@ -8,6 +8,7 @@ faults and the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -84,6 +85,8 @@ class Monitor:
         self.machine = Machine(self.bits, ram_size, exec_ram=exec_ram, memory=config.memory,
                                mmu=mmu)
         self.uc = self.machine.uc
+        # (an engine that owns the CPU runs the guest's own writes of control registers)
+        self.machine.keep_paging = not owns_cpu
         self.walker = self.machine.walker
         #: the monitor's own translations of guest linear pages: (page, access, user) ->
         #: physical page; dropped by mapping_changed() (never used when the guest owns
@@ -176,7 +179,7 @@ class Monitor:
             self.cpu_state().forget_exception()
             if vector == 14 and address is not None:  # the CPU's CR2 is the virtual CPU's too
                 self.set_cr2(address)
-        _, idt_base, idt_limit, _ = self.uc.reg_read(U.UC_X86_REG_IDTR)
+        _, idt_base, idt_limit, _ = self.machine.fast.mmr(U.UC_X86_REG_IDTR)
         if soft:  # undelivered, it leaves the pc at the int instruction (as a PC does)
             at = interrupts.soft_int_start(self.peek, pc, vector)
         bus_error = vector == 14 and not from_cpu and (error_code is None
@@ -354,7 +357,7 @@ class Monitor:
 
     def guest_eflags(self) -> int:
         """EFLAGS as the guest sees them: the real arithmetic flags, the virtual IF and IOPL."""
-        real = self.uc.reg_read(U.UC_X86_REG_EFLAGS)
+        real = self.machine.fast.read(U.UC_X86_REG_EFLAGS)
         if self.owns_cpu:
             return real
         return (real & ~VIRTUAL_FLAGS) | self.vcpu.eflags_virtual | 2
@@ -374,7 +377,7 @@ class Monitor:
         """The 8-byte GDT descriptor a selector names, or None (null, LDT, past the limit)."""
         if sel & 4:
             return None  # LDT descriptors are not looked up yet
-        _, base, limit, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
+        _, base, limit, _ = self.machine.fast.mmr(U.UC_X86_REG_GDTR)
         index = sel & ~7
         if index == 0 or index + 7 > limit:
             return None
@@ -387,26 +390,37 @@ class Monitor:
         descriptor's accessed bit in the GDT; its own far transfers, ``iret`` and
         interrupt delivery (what ``hw`` runs) leave the bit alone, so it is put back.
         """
-        _, base, _, _ = self.uc.reg_read(U.UC_X86_REG_GDTR)
-        access = self.translate(base + (sel & ~7) + 5, READ, system=True)
-        before = self.uc.mem_read(access, 1) if access < self.machine.ram_size else None
-        self.uc.reg_write(U.UC_X86_REG_CS, sel)
-        if before is not None and self.uc.mem_read(access, 1) != before:
-            self.uc.mem_write(access, bytes(before))
+        with self.accessed_bit_kept(sel):
+            self.uc.reg_write(U.UC_X86_REG_CS, sel)
         if not self.owns_cpu:
             self.vcpu.cs = sel
+
+    @contextlib.contextmanager
+    def accessed_bit_kept(self, sel: int):
+        """Around a segment register write through unicorn: put the accessed byte of the
+        GDT descriptor that ``sel`` names back as it was (see load_cs)."""
+        if not sel & ~3:
+            yield  # a null selector: no descriptor
+            return
+        _, base, _, _ = self.machine.fast.mmr(U.UC_X86_REG_GDTR)
+        access = self.translate(base + (sel & ~7) + 5, READ, system=True)
+        ram = self.machine.ram_mem.buf
+        before = ram[access] if access < self.machine.ram_size else None
+        yield
+        if before is not None:
+            ram[access] = before
 
     def tss_base(self) -> int | None:
         """Base address of the task-state segment TR names (None with no TR loaded)."""
         if self.owns_cpu:
-            sel, base, _, _ = self.uc.reg_read(U.UC_X86_REG_TR)
+            sel, base, _, _ = self.machine.fast.mmr(U.UC_X86_REG_TR)
             return base if sel else None
         desc = self.descriptor(self.vcpu.tr)
         if desc is None:
             return None
         base = ((desc >> 16) & 0xFFFFFF) | (((desc >> 56) & 0xFF) << 24)
         if self.bits == 64:  # a 16-byte system descriptor: bits 63..32 follow
-            base |= self.read_int(self.uc.reg_read(U.UC_X86_REG_GDTR)[1]
+            base |= self.read_int(self.machine.fast.mmr(U.UC_X86_REG_GDTR)[1]
                                   + (self.vcpu.tr & ~7) + 8, 4, system=True) << 32
         return base
 
@@ -450,6 +464,7 @@ class Monitor:
         """The guest's translations may have changed (CR0/CR3/CR4/EFER written, or
         ``invlpg page``): forget the monitor's, and let the code cache check its own."""
         self._tlb.clear()
+        self.machine.forget_paging()
         if self.machine.memory:
             self.machine.memory.shadow_flushes += 1
         elif self.mmu == "shadow" and self.guest_paging():

@@ -100,19 +100,14 @@ def load_real_segment(mon: Monitor, seg: str, sel: int) -> None:
     """Load a segment register of unicorn's CPU (checked by the caller), leaving the
     descriptor's accessed bit as it was: the CPU's own ring transitions (what ``hw``
     runs) do not set it, unicorn's register write does."""
-    _, base, _, _ = mon.uc.reg_read(U.UC_X86_REG_GDTR)
-    access = mon.translate(base + (sel & ~7) + 5, 0, system=True) if sel & ~3 else None
-    before = mon.uc.mem_read(access, 1) if access is not None and \
-        access < mon.machine.ram_size else None
     try:
         if seg == "cs":
             mon.load_cs(sel)  # (keeps the accessed bit itself)
             return
-        mon.uc.reg_write(SEGMENT_REGS[seg], sel)
+        with mon.accessed_bit_kept(sel):
+            mon.uc.reg_write(SEGMENT_REGS[seg], sel)
     except UcError:
         raise GuestException(GP, f"cannot load {seg} with {sel:#x}", error_code=sel & ~3) from None
-    if before is not None and mon.uc.mem_read(access, 1) != before:
-        mon.uc.mem_write(access, bytes(before))
 
 
 def enter(mon: Monitor, cs: int, ss: int) -> None:
@@ -208,7 +203,7 @@ class Tss:
 def current_tss(mon: Monitor) -> Tss | None:
     """The TSS that TR names, or None with no TR loaded."""
     if mon.owns_cpu:
-        sel, base, lim, flags = mon.uc.reg_read(U.UC_X86_REG_TR)
+        sel, base, lim, flags = mon.machine.fast.mmr(U.UC_X86_REG_TR)
         return Tss(sel, base, lim, (flags >> 8) & 0xF) if sel & ~3 else None
     sel = mon.vcpu.tr
     desc = mon.descriptor(sel) if sel & ~3 else None
