@@ -60,6 +60,11 @@ MAX_STEPS = 10_000
 TF = 0x100  # EFLAGS.TF: how bt single-steps translated code (see Bt._step)
 
 
+def _pages(address: int, size: int) -> range:
+    """The guest pages a store of ``size`` bytes at ``address`` touches."""
+    return range(address & ~0xFFF, address + size, 0x1000)
+
+
 @register
 class Bt:
     name = "bt"
@@ -301,13 +306,11 @@ class Bt:
             address, size = self.write_fault
             self.write_fault = None
             if address >= mon.machine.ram_size:  # the code cache or the lookup table
-                self.bad_address = address
-                err = UcError(C.UC_ERR_WRITE_UNMAPPED)
+                err = self._store_past_ram(address)
             else:
                 if self.cache.overlaps_code(address, address + size):
                     self.cache.invalidate(address, address + size)
-                err = self._step_locked(site.alone, range(address & ~0xFFF, address + size,
-                                                          0x1000))
+                err = self._step_locked(site.alone, _pages(address, size))
         if err is None and self.fault_vector is None:
             if mon.machine.pc != site.alone + len(insn.raw):
                 raise TranslationError(f"{insn.address:#x}: the step of {insn.mnemonic} "
@@ -326,19 +329,34 @@ class Bt:
         with mon.stop_lock:
             if memory:
                 memory.resize_stops = False
-            for p in pages:
-                self.cache.protect(p, False)
             try:
-                self._step(at)
-            except UcError as e:
-                return e
+                return self._step_open(at, pages)
             finally:
-                for p in pages:
-                    if p in self.cache.by_page:
-                        self.cache.protect(p, True)
                 if memory:
                     memory.resize_stops = resize
+
+    def _step_open(self, at: int, pages: range) -> UcError | None:
+        """:meth:`_step` with the guest ``pages`` not write-protected meanwhile (protected
+        again after, where they still hold translations); returns the error that ended
+        it, if any."""
+        for p in pages:
+            self.cache.protect(p, False)
+        try:
+            self._step(at)
+        except UcError as e:
+            return e
+        finally:
+            for p in pages:
+                if p in self.cache.by_page:
+                    self.cache.protect(p, True)
         return None
+
+    def _store_past_ram(self, address: int) -> UcError:
+        """A guest store into the code cache or the lookup table: the guest must not learn
+        the monitor's memory exists, so it faults as a store past guest RAM does under
+        the other engines."""
+        self.bad_address = address
+        return UcError(C.UC_ERR_WRITE_UNMAPPED)
 
     def _pushf_at(self, host: int) -> bool:
         """Is host address ``host`` the pushf of a flag template?"""
@@ -736,27 +754,14 @@ class Bt:
         if mon.coverage is not None:  # the store did not retire: it starts again (or faults)
             mon.coverage.stopped_at(eip)
         if address >= mon.machine.ram_size:  # the code cache or the lookup table
-            # the guest must not learn the monitor's memory exists: fault as the
-            # other engines do on a store past guest RAM
-            self.bad_address = address
-            self._guest_fault(UcError(C.UC_ERR_WRITE_UNMAPPED))
+            self._guest_fault(self._store_past_ram(address))
             return
         if not self.cache.overlaps_code(address, address + size):
             # data beside code on the page: let this one store through, keep the protection
-            pages = range(address & ~0xFFF, address + size, 0x1000)
-            for p in pages:
-                self.cache.protect(p, False)
-            try:
-                self._step(eip)
-            except UcError as e:
-                for p in pages:
-                    if p in self.cache.by_page:
-                        self.cache.protect(p, True)
-                self._guest_fault(e)
+            err = self._step_open(eip, _pages(address, size))
+            if err is not None:
+                self._guest_fault(err)
                 return
-            for p in pages:
-                if p in self.cache.by_page:
-                    self.cache.protect(p, True)
             self.mixed_page_stores += 1
             self._stores_beside(address & ~0xFFF)
             self.next_tc = mon.uc.reg_read(mon.machine.pc_reg)

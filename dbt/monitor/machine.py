@@ -214,25 +214,25 @@ class Machine:
     # --- the guest's paging -----------------------------------------------------------------
     def guest_paging(self) -> bool:
         """Has the guest turned on paging of its own (beyond dbt's 64-bit boot tables)?"""
-        if self._paging is not None:
-            return self._paging[0]
-        if self.bits == 64:
-            on = self.fast.read(U.UC_X86_REG_CR3) != PT_BASE
-        else:
-            on = bool(self.fast.read(U.UC_X86_REG_CR0) & CR0_PG)
-        if self.keep_paging:
-            self._paging = (on, self._read_paging_mode())
-        return on
+        return self._kept_paging()[0] if self.keep_paging else self._read_guest_paging()
 
     def paging_mode(self):
         """The paging controls (CR0, CR3, CR4, EFER) the guest's accesses go through."""
-        if self._paging is None and self.keep_paging:
-            self.guest_paging()
-        return self._paging[1] if self._paging is not None else self._read_paging_mode()
+        return self._kept_paging()[1] if self.keep_paging else self._read_paging_mode()
 
     def forget_paging(self) -> None:
         """A control register or EFER was written: read them again (see keep_paging)."""
         self._paging = None
+
+    def _kept_paging(self) -> tuple:
+        if self._paging is None:
+            self._paging = (self._read_guest_paging(), self._read_paging_mode())
+        return self._paging
+
+    def _read_guest_paging(self) -> bool:
+        if self.bits == 64:
+            return self.fast.read(U.UC_X86_REG_CR3) != PT_BASE
+        return bool(self.fast.read(U.UC_X86_REG_CR0) & CR0_PG)
 
     def _read_paging_mode(self):
         from dbt.monitor.paging import Mode

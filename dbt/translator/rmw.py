@@ -30,7 +30,6 @@ can land (see ``Bt._run_alone``).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from dbt.isa.effects import READ_MODIFY_WRITE, READ_MODIFY_WRITE_NAMES
@@ -77,9 +76,14 @@ class Rmw:
         return prefixes + rex + self.opcode + bytes([modrm]) + self.tail
 
 
+def may_read_modify_write(insn: Insn) -> bool:
+    """Could it be one? (False: certainly not; the translator's test before the bytes.)"""
+    return insn.name in READ_MODIFY_WRITE_NAMES and "[" in insn.op_str
+
+
 def find(insn: Insn, bits: int) -> Rmw | None:
     """The read-modify-write form of an instruction bt would copy; None if it is not one."""
-    if insn.name not in READ_MODIFY_WRITE_NAMES or "[" not in insn.op_str:
+    if not may_read_modify_write(insn):
         return None
     raw = insn.raw
     prefixes, rex, pos = split_prefixes(raw, bits)
@@ -128,12 +132,3 @@ def find(insn: Insn, bits: int) -> Rmw | None:
     return Rmw(True, free[0], bytes(p for p in prefixes if p in _SEGMENTS or p in (0x66, 0x67)),
                rex, bytes(opcode), modrm, raw[m + 1:i], raw[i:], byte, rip)
 
-
-def aimed(piece: bytes, at: int, target: int) -> bytes | None:
-    """A RIP-relative load or store (displacement last) placed at ``at``, aimed at guest
-    address ``target``; None if the displacement cannot reach it."""
-    disp = target - (at + len(piece))
-    disp = ((disp + 2**63) % 2**64) - 2**63
-    if not -2**31 <= disp < 2**31:
-        return None
-    return piece[:-4] + struct.pack("<i", disp)

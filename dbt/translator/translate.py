@@ -41,9 +41,8 @@ from dbt.isa import Action
 from dbt.scanner import Decoder, Insn, StopReason
 from dbt.scanner.block import STRING_OPS
 from dbt.scanner.explore import direct_target
-from dbt.isa.effects import READ_MODIFY_WRITE_NAMES
 from dbt.translator.fragment import Fragment, Segment, Site, SiteKind
-from dbt.translator.rmw import Rmw, aimed
+from dbt.translator.rmw import Rmw, may_read_modify_write
 from dbt.translator.rmw import find as find_rmw
 from dbt.translator.templates import (
     INT3,
@@ -62,6 +61,16 @@ _STRING_OPCODES = frozenset({0xA4, 0xA5, 0xA6, 0xA7, 0xAA, 0xAB, 0xAC, 0xAD, 0xA
 
 def _signed64(v: int) -> int:
     return ((v + 2**63) % 2**64) - 2**63
+
+
+def aimed(code: bytes, off: int, at: int, target: int, insn: Insn, what: str = "operand") -> bytes:
+    """``code`` placed at host address ``at`` with its RIP-relative displacement (the 4
+    bytes at ``off``) aimed at guest address ``target``."""
+    disp = _signed64(target - (at + len(code)))
+    if not -2**31 <= disp < 2**31:
+        raise TranslationError(f"{insn.address:#x}: RIP-relative {what} out of reach of the "
+                               "code cache")
+    return code[:off] + struct.pack("<i", disp) + code[off + 4:]
 
 
 def retarget(jump: bytes, at: int, target: int) -> bytes:
@@ -159,7 +168,7 @@ class Translator:
             if action is ident and idx not in firsts and idx not in links \
                     and (no_rip or "rip" not in insn.op_str) \
                     and not (self.exact and insn.name in STRING_OPS) \
-                    and not (insn.name in READ_MODIFY_WRITE_NAMES and "[" in insn.op_str):
+                    and not may_read_modify_write(insn):
                 starts.append(at + len(buf))  # the common case, inline: a plain copy
                 buf += insn.raw
                 self.ident += 1
@@ -279,10 +288,7 @@ class Translator:
             for piece, move in ((rmw.load(), True), (store, True), (rmw.on_register(), False),
                                 (store, True)):
                 if rmw.rip and move:  # aim it at the guest's operand from where it is
-                    piece = aimed(piece, e.here, target)
-                    if piece is None:
-                        raise TranslationError(f"{insn.address:#x}: RIP-relative operand out "
-                                               "of reach of the code cache")
+                    piece = aimed(piece, len(piece) - 4, e.here, target, insn)
                 e.emit(piece)
             frag.scratch.append((first, e.here, s))
             e.emit(self.t[f"restore_r{s}"].code)
@@ -295,15 +301,9 @@ class Translator:
     def _ident(self, e: Emitter, insn: Insn) -> None:
         self.ident += 1
         if self.bits == 64 and "rip" in insn.op_str:
-            d = self.decoder.decode(insn.address, insn.raw, detail=True)
-            code = bytearray(insn.raw)
-            old = struct.unpack_from("<i", code, d.disp_offset)[0]
-            new = _signed64(insn.next + old - (e.here + len(code)))
-            if not -2**31 <= new < 2**31:
-                raise TranslationError(f"{insn.address:#x}: RIP-relative operand out of reach "
-                                       "of the code cache")
-            struct.pack_into("<i", code, d.disp_offset, new)
-            e.emit(bytes(code))
+            off = self.decoder.decode(insn.address, insn.raw, detail=True).disp_offset
+            target = insn.next + struct.unpack_from("<i", insn.raw, off)[0]
+            e.emit(aimed(insn.raw, off, e.here, target, insn))
         else:
             e.emit(insn.raw)
 
@@ -477,13 +477,8 @@ class Translator:
         head += bytes([0x8B, (modrm & 0xC7) | (1 << 3)])
         code = bytes(head) + raw[pos + 2:]
         if self.bits == 64 and modrm & 0xC7 == 0x05:  # RIP-relative: re-aim the displacement
-            off = len(head)
-            old = struct.unpack_from("<i", raw, pos + 2)[0]
-            new = _signed64(insn.next + old - (at + len(code)))
-            if not -2**31 <= new < 2**31:
-                raise TranslationError(f"{insn.address:#x}: RIP-relative branch operand out of "
-                                       "reach of the code cache")
-            code = code[:off] + struct.pack("<i", new) + code[off + 4:]
+            target = insn.next + struct.unpack_from("<i", raw, pos + 2)[0]
+            code = aimed(code, len(head), at, target, insn, "branch operand")
         return code
 
     def _exit_site(self, frag: Fragment, idx: int, target: int) -> Site:
